@@ -1,0 +1,74 @@
+// varcode: a minimal dense tensor (contiguous, row-major), owning or borrowing its bytes.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "varcode/error.hpp"
+
+namespace varcode {
+
+enum class DType { f32, f16, bf16, i64 };
+
+size_t dtype_size(DType dt);
+const char* dtype_name(DType dt);
+// Parses "f32", "f16", "bf16", "i64"; throws Error naming `what` otherwise.
+DType parse_dtype(const std::string& name, const std::string& what);
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
+// Element count; throws Error when a dim is negative or the product overflows int64.
+int64_t shape_numel(const Shape& shape);
+
+// A contiguous row-major tensor. Storage is shared (copying a Tensor copies a handle), so a
+// tensor can point into a memory-mapped checkpoint without owning a copy of the bytes.
+class Tensor {
+ public:
+  Tensor() = default;
+  // 64-byte aligned heap storage, uninitialised / zeroed.
+  static Tensor empty(DType dtype, Shape shape);
+  static Tensor zeros(DType dtype, Shape shape);
+  // Borrow `data`; `owner` keeps it alive (e.g. the file mapping).
+  static Tensor borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner);
+
+  bool defined() const { return data_ != nullptr || numel_ == 0; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t numel() const { return numel_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+
+  template <class T>
+  T* data() {
+    return static_cast<T*>(data_);
+  }
+  template <class T>
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
+  const void* raw() const { return data_; }
+  void* raw() { return data_; }
+
+  // Same storage, new shape (same element count, else Error).
+  Tensor reshape(Shape shape) const;
+  // Converted copy (always a fresh buffer, even for the same dtype).
+  Tensor to(DType dtype) const;
+  Tensor clone() const { return to(dtype_); }
+
+ private:
+  DType dtype_ = DType::f32;
+  Shape shape_;
+  int64_t numel_ = 0;
+  std::shared_ptr<const void> owner_;
+  void* data_ = nullptr;
+};
+
+// bf16 / f16 <-> f32 scalar conversions (round-to-nearest-even for bf16).
+float bf16_to_f32(uint16_t v);
+uint16_t f32_to_bf16(float v);
+float f16_to_f32(uint16_t v);
+uint16_t f32_to_f16(float v);
+
+}  // namespace varcode

@@ -1,0 +1,14 @@
+// NumPy .npy arrays: the fixtures' format and the --save-tokens / --save-image outputs.
+#pragma once
+#include <string>
+
+#include "varcode/tensor.hpp"
+
+namespace varcode::io {
+
+// Reads '<f4', '<i8', '<f2' (little-endian, C order) arrays; Error naming the path otherwise.
+Tensor read_npy(const std::string& path);
+// Writes f32 or i64 tensors as '<f4' / '<i8'; atomic.
+void write_npy(const std::string& path, const Tensor& t);
+
+}  // namespace varcode::io

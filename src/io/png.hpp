@@ -1,0 +1,23 @@
+// 8-bit RGB PNG read and write (libpng).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "varcode/tensor.hpp"
+
+namespace varcode::io {
+
+struct Image8 {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // [H, W, 3]
+};
+
+Image8 read_png(const std::string& path);  // any PNG colour type, converted to 8-bit RGB
+void write_png(const std::string& path, const Image8& img);  // atomic
+
+// float [3, H, W] in [0, 1] -> bytes as the reference's sampling scripts do: x * 255, truncated
+// (values are clamped to [0, 1] first).
+Image8 image_from_chw(const float* chw, int height, int width);
+
+}  // namespace varcode::io

@@ -1,0 +1,34 @@
+// The one checked accessor through which every model takes its tensors from a checkpoint.
+#pragma once
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.hpp"
+#include "varcode/tensor.hpp"
+
+namespace varcode::model {
+
+// Hands out the tensors of one checkpoint by name, checking each against the shape the inferred
+// architecture expects, and remembers what was taken so that `finish()` can reject tensors the
+// architecture does not have. Errors name the file, the tensor, the expected and the found shape.
+class WeightSource {
+ public:
+  explicit WeightSource(const io::Checkpoint& ckpt) : ckpt_(ckpt) {}
+
+  // The tensor `name` with exactly `shape`, converted to `dtype` (zero-copy when the file already
+  // holds that dtype).
+  Tensor take(const std::string& name, const Shape& shape, DType dtype = DType::f32);
+  bool has(const std::string& name) const { return ckpt_.has(name); }
+  // Marks tensors that exist in official files but are not used (buffers, training statistics).
+  void ignore(const std::string& name);
+  // Error naming the first tensor that nobody took or ignored.
+  void finish() const;
+  const std::string& path() const { return ckpt_.path; }
+
+ private:
+  const io::Checkpoint& ckpt_;
+  std::set<std::string> taken_;
+};
+
+}  // namespace varcode::model
