@@ -1,0 +1,40 @@
+// varcode: what a model file is, inferred from its tensors alone, and format conversion.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "varcode/tensor.hpp"
+
+namespace varcode {
+
+struct ModelInfo {
+  std::string path;
+  std::string kind;       // "var" or "vqvae"
+  std::string container;  // "pth" or "safetensors"
+  std::string dtype;      // dtype of the floating-point weights ("f32", "bf16", "f16" or "mixed")
+  int64_t params = 0;
+  int64_t tensors = 0;
+  // VAR
+  int depth = 0, width = 0, heads = 0, vocab = 0, num_classes = 0, latent_channels = 0;
+  std::vector<int> patch_nums;
+  bool shared_adaln = false;
+  int image_size = 0;  // pixels per side, for VAR: last patch_num * 16
+  // VQ-VAE
+  int ch = 0, z_channels = 0;
+  std::vector<int> ch_mult;
+  int num_res_blocks = 0;
+};
+
+// Opens, recognises and fully validates the file (every tensor checked against the inferred
+// architecture); Error naming the file and the problem otherwise.
+ModelInfo inspect_model(const std::string& path);
+// JSON object text for `inspect --json`.
+std::string model_info_json(const ModelInfo& info);
+
+// Writes the same model as safetensors, floating-point tensors in `dtype` (f32, f16 or bf16;
+// int64 buffers stay int64), the inferred configuration in the metadata.
+void convert_model(const std::string& in, const std::string& out, DType dtype);
+
+}  // namespace varcode

@@ -1,0 +1,14 @@
+// The varcode subcommands. Each registers itself on the CLI11 app; all of them use only the
+// public API in include/varcode/.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace varcode::cli {
+
+void register_inspect(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_decode(CLI::App& app);
+void register_encode(CLI::App& app);
+
+}  // namespace varcode::cli

@@ -1,0 +1,73 @@
+#include "kernels/cpu/adaln.hpp"
+
+#include <cmath>
+
+namespace varcode::kernels::cpu {
+
+namespace {
+constexpr double kLnEps = 1e-6;
+
+inline void modulate_row(const float* x, int64_t c, const float* scale, const float* shift, float* out) {
+  // Two passes in double: the statistics must not drift from PyTorch's over C up to 1920.
+  double sum = 0;
+  for (int64_t i = 0; i < c; ++i) sum += x[i];
+  const double mean = sum / static_cast<double>(c);
+  double sq = 0;
+  for (int64_t i = 0; i < c; ++i) {
+    const double d = x[i] - mean;
+    sq += d * d;
+  }
+  const float rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(c) + kLnEps));
+  const float fmean = static_cast<float>(mean);
+#pragma omp simd
+  for (int64_t i = 0; i < c; ++i) out[i] = (x[i] - fmean) * rstd * (1.0f + scale[i]) + shift[i];
+}
+}  // namespace
+
+void adaln_modulate(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale, const float* shift,
+                    int64_t mod_stride, float* out) {
+#pragma omp parallel for collapse(2) if (rows * l > 4)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < l; ++t) {
+      const int64_t off = (r * l + t) * c;
+      modulate_row(x + off, c, scale + r * mod_stride, shift + r * mod_stride, out + off);
+    }
+}
+
+void adaln_modulate_reference(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale,
+                              const float* shift, int64_t mod_stride, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < l; ++t) {
+      const float* xr = x + (r * l + t) * c;
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < c; ++i) mean += xr[i];
+      mean /= static_cast<double>(c);
+      for (int64_t i = 0; i < c; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+      var /= static_cast<double>(c);
+      for (int64_t i = 0; i < c; ++i) {
+        const double n = (xr[i] - mean) / std::sqrt(var + kLnEps);
+        out[(r * l + t) * c + i] =
+            static_cast<float>(n * (1.0 + scale[r * mod_stride + i]) + shift[r * mod_stride + i]);
+      }
+    }
+}
+
+void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64_t c, const float* gamma,
+                        int64_t mod_stride) {
+#pragma omp parallel for collapse(2) if (rows * l > 4)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < l; ++t) {
+      float* xr = x + (r * l + t) * c;
+      const float* yr = y + (r * l + t) * c;
+      const float* g = gamma + r * mod_stride;
+#pragma omp simd
+      for (int64_t i = 0; i < c; ++i) xr[i] += g[i] * yr[i];
+    }
+}
+
+void silu(const float* x, int64_t n, float* out) {
+#pragma omp parallel for if (n > (1 << 15))
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+}  // namespace varcode::kernels::cpu

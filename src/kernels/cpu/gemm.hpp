@@ -1,0 +1,44 @@
+// Linear layers (y = x W^T + b) on oneDNN matmul, weights kept in PyTorch's [out, in] layout.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "varcode/tensor.hpp"
+
+namespace varcode::kernels::cpu {
+
+enum class Epilogue { none, gelu_tanh };
+
+// An immutable linear layer. The weight tensor may borrow from a mapped checkpoint; primitives
+// are created per row count on first use and reused (thread-safe). Compute dtype follows the
+// stored weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation.
+class Linear {
+ public:
+  Linear();
+  Linear(Tensor weight, Tensor bias);  // weight [N, K] (f32 or bf16), bias [N] f32 or undefined
+  ~Linear();
+  Linear(Linear&&) noexcept;
+  Linear& operator=(Linear&&) noexcept;
+
+  int64_t in_features() const { return k_; }
+  int64_t out_features() const { return n_; }
+  const Tensor& weight() const { return weight_; }
+
+  // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).
+  void forward(const float* x, int64_t m, float* y, Epilogue epilogue = Epilogue::none) const;
+
+ private:
+  struct Impl;
+  Tensor weight_;  // [N, K]
+  Tensor bias_;    // [N]
+  int64_t n_ = 0, k_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Plain reference used by tests: y = x W^T + b (+ GELU-tanh), double accumulation.
+void linear_reference(const float* x, int64_t m, const float* w, const float* b, int64_t n, int64_t k, float* y,
+                      Epilogue epilogue);
+
+float gelu_tanh(float x);
+
+}  // namespace varcode::kernels::cpu

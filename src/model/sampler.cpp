@@ -1,0 +1,125 @@
+#include "model/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace varcode::model {
+
+void CounterRng::philox(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+  constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+  constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+  uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+  uint32_t k0 = key[0], k1 = key[1];
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(kMul0) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(kMul1) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n1 = static_cast<uint32_t>(p1);
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    const uint32_t n3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c1 = n1;
+    c2 = n2;
+    c3 = n3;
+    k0 += kWeyl0;
+    k1 += kWeyl1;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+double CounterRng::uniform(uint32_t image, uint32_t scale, uint32_t position, uint32_t draw) const {
+  const uint32_t counter[4] = {image, scale, position, draw};
+  const uint32_t key[2] = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
+  uint32_t out[4];
+  philox(counter, key, out);
+  const uint64_t bits = (static_cast<uint64_t>(out[0]) << 21) ^ (out[1] >> 11);  // 53 bits
+  return static_cast<double>(bits & ((1ULL << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+void filter_logits(float* logits, int vocab, int top_k, double top_p) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  if (top_k > 0 && top_k < vocab) {
+    std::vector<float> vals(logits, logits + vocab);
+    std::nth_element(vals.begin(), vals.begin() + (top_k - 1), vals.end(), std::greater<float>());
+    const float kth = vals[static_cast<size_t>(top_k - 1)];
+    for (int i = 0; i < vocab; ++i)
+      if (logits[i] < kth) logits[i] = kNegInf;
+  }
+  if (top_p > 0) {
+    // Only survivors of top-k carry probability; sort those ascending (ties by index, stable).
+    std::vector<int> idx;
+    idx.reserve(static_cast<size_t>(vocab));
+    for (int i = 0; i < vocab; ++i)
+      if (logits[i] != kNegInf) idx.push_back(i);
+    if (idx.empty()) return;
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return logits[a] < logits[b]; });
+    const float mx = logits[idx.back()];
+    double z = 0;
+    for (int i : idx) z += std::exp(static_cast<double>(logits[i] - mx));
+    double cum = 0;
+    const double threshold = 1.0 - top_p;
+    for (size_t j = 0; j + 1 < idx.size(); ++j) {  // the largest is never removed
+      cum += std::exp(static_cast<double>(logits[idx[j]] - mx)) / z;
+      if (cum <= threshold)
+        logits[idx[j]] = kNegInf;
+      else
+        break;  // cumulative sums only grow
+    }
+  }
+}
+
+namespace {
+std::vector<double> weights_after_filter(const float* logits, int vocab, double temperature, double* total) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  std::vector<double> w(static_cast<size_t>(vocab), 0.0);
+  double z = 0;
+  for (int i = 0; i < vocab; ++i) {
+    if (logits[i] == -std::numeric_limits<float>::infinity()) continue;
+    w[static_cast<size_t>(i)] = std::exp((static_cast<double>(logits[i]) - mx) / temperature);
+    z += w[static_cast<size_t>(i)];
+  }
+  *total = z;
+  return w;
+}
+}  // namespace
+
+int sample_token(float* logits, int vocab, const FilterParams& params, double u) {
+  filter_logits(logits, vocab, params.top_k, params.top_p);
+  double z = 0;
+  std::vector<double> w = weights_after_filter(logits, vocab, params.temperature, &z);
+  const double target = u * z;
+  double cum = 0;
+  int last = -1;
+  for (int i = 0; i < vocab; ++i) {
+    if (w[static_cast<size_t>(i)] <= 0) continue;
+    cum += w[static_cast<size_t>(i)];
+    last = i;
+    if (cum > target) return i;
+  }
+  return last < 0 ? 0 : last;  // rounding at u -> 1
+}
+
+std::vector<double> sampling_distribution(const float* logits, int vocab, const FilterParams& params) {
+  std::vector<float> l(logits, logits + vocab);
+  filter_logits(l.data(), vocab, params.top_k, params.top_p);
+  double z = 0;
+  std::vector<double> w = weights_after_filter(l.data(), vocab, params.temperature, &z);
+  for (double& x : w) x /= z;
+  return w;
+}
+
+void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) {
+  // The reference multiplies f32 tensors by Python floats: both factors are rounded to f32 once.
+  const float a = static_cast<float>(1.0 + t), b = static_cast<float>(t);
+  const int64_t half = batch * n * vocab;
+#pragma omp parallel for if (half > (1 << 16))
+  for (int64_t i = 0; i < half; ++i) out[i] = a * logits[i] - b * logits[half + i];
+}
+
+}  // namespace varcode::model

@@ -1,0 +1,49 @@
+// One VAR transformer block: AdaLN self-attention with l2-normalised attention, then an AdaLN
+// GELU-tanh MLP (spec §3.3, §3.4).
+#pragma once
+#include <string>
+
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/gemm.hpp"
+#include "model/weights.hpp"
+#include "varcode/tensor.hpp"
+
+namespace varcode::model {
+
+// Scratch a block needs for l tokens of R rows; owned by the per-request state, reused.
+struct BlockScratch {
+  Tensor h;     // [R, l, C]   modulated LN output
+  Tensor qkv;   // [R, l, 3C]
+  Tensor attn;  // [R, l, C]
+  Tensor y;     // [R, l, C]
+  Tensor mlp;   // [R, l, 4C]
+  void reserve(int64_t rows, int64_t l, int64_t c);
+};
+
+class TransformerBlock {
+ public:
+  // Loads blocks.<index>.* (or the shared-AdaLN form with ada_gss when `shared_adaln`).
+  TransformerBlock(WeightSource& ws, int index, int width, int heads, bool shared_adaln, DType weight_dtype);
+
+  // Per-row modulation from SiLU(cond): `silu_cond` [R, C] -> `mod` [R, 6C] (gamma1, gamma2,
+  // scale1, scale2, shift1, shift2). With shared AdaLN, `shared` holds Linear_shared(SiLU(cond))
+  // [R, 6C] and this adds the block's ada_gss.
+  void modulation(const float* silu_cond, const float* shared, int64_t rows, float* mod) const;
+
+  // x [R, l, C] at positions [p0, p0 + l), updated in place; fills the cache at those positions.
+  void forward(float* x, int64_t rows, int64_t l, int64_t p0, const int* key_limit, const float* mod,
+               kernels::cpu::KvView cache, BlockScratch& s) const;
+
+ private:
+  int c_ = 0, heads_ = 0;
+  bool shared_adaln_ = false;
+  kernels::cpu::Linear ada_lin_;  // [6C, C] (absent with shared AdaLN)
+  Tensor ada_gss_;           // [6, C] (shared AdaLN only)
+  kernels::cpu::Linear qkv_;      // [3C, C], bias = (q_bias, 0, v_bias)
+  Tensor scale_mul_;         // [H]
+  kernels::cpu::Linear proj_;     // [C, C]
+  kernels::cpu::Linear fc1_;      // [4C, C]
+  kernels::cpu::Linear fc2_;      // [C, 4C]
+};
+
+}  // namespace varcode::model

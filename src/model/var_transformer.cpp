@@ -1,0 +1,118 @@
+#include "model/var_transformer.hpp"
+
+#include <cstring>
+
+#include "kernels/cpu/adaln.hpp"
+
+namespace varcode::model {
+
+VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype) : path_(ckpt.path) {
+  cfg_ = infer_var_config(ckpt);
+  const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
+  WeightSource ws(ckpt);
+  class_emb_ = ws.take("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
+  pos_start_ = ws.take("pos_start", {1, 1, C}).reshape({C});            // [C]
+  Tensor pos = ws.take("pos_1LC", {1, L, C});                           // [1, L, C]
+  Tensor lvl_embed = ws.take("lvl_embed.weight", {SN, C});              // [SN, C]
+  level_.resize(static_cast<size_t>(L));
+  for (int si = 0; si < SN; ++si)
+    for (int i = cfg_.scale_begin(si); i < cfg_.scale_end(si); ++i) level_[static_cast<size_t>(i)] = si;
+  lvl_pos_ = Tensor::empty(DType::f32, {L, C});  // [L, C]
+  for (int64_t i = 0; i < L; ++i)
+    for (int64_t c = 0; c < C; ++c)
+      lvl_pos_.data<float>()[i * C + c] =
+          lvl_embed.data<float>()[level_[static_cast<size_t>(i)] * C + c] + pos.data<float>()[i * C + c];
+  if (ckpt.has("lvl_1L")) ws.ignore("lvl_1L");
+  if (ckpt.has("attn_bias_for_masking")) ws.ignore("attn_bias_for_masking");
+  word_embed_ = kernels::cpu::Linear(ws.take("word_embed.weight", {C, cfg_.cvae}), ws.take("word_embed.bias", {C}));
+  if (cfg_.shared_adaln)
+    shared_ada_ = kernels::cpu::Linear(ws.take("shared_ada_lin.1.weight", {6 * C, C}, weight_dtype),
+                                  ws.take("shared_ada_lin.1.bias", {6 * C}));
+  blocks_.reserve(static_cast<size_t>(cfg_.depth));
+  for (int b = 0; b < cfg_.depth; ++b) blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
+  head_nm_ada_ = kernels::cpu::Linear(ws.take("head_nm.ada_lin.1.weight", {2 * C, C}, weight_dtype),
+                                 ws.take("head_nm.ada_lin.1.bias", {2 * C}));
+  // The reference computes the head in f32 whatever the autocast dtype: keep it f32.
+  head_ = kernels::cpu::Linear(ws.take("head.weight", {cfg_.vocab, C}), ws.take("head.bias", {cfg_.vocab}));
+  ws.finish();
+}
+
+VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity) const {
+  const int64_t B = static_cast<int64_t>(labels.size()), R = 2 * B, C = cfg_.width, H = cfg_.heads;
+  VarState st;
+  st.rows = R;
+  st.capacity = capacity;
+  st.cond = Tensor::empty(DType::f32, {R, C});  // [R, C]
+  for (int64_t r = 0; r < R; ++r) {
+    const int label = r < B ? labels[static_cast<size_t>(r)] : cfg_.num_classes;
+    if (label < 0 || label > cfg_.num_classes)
+      throw Error("class " + std::to_string(label) + " is outside [0, " + std::to_string(cfg_.num_classes) + ")");
+    std::memcpy(st.cond.data<float>() + r * C, class_emb_.data<float>() + label * C, sizeof(float) * static_cast<size_t>(C));
+  }
+  Tensor silu_cond = Tensor::empty(DType::f32, {R, C});  // [R, C]
+  kernels::cpu::silu(st.cond.data<float>(), R * C, silu_cond.data<float>());
+  Tensor shared;  // [R, 6C]
+  if (cfg_.shared_adaln) {
+    shared = Tensor::empty(DType::f32, {R, 6 * C});
+    shared_ada_.forward(silu_cond.data<float>(), R, shared.data<float>());
+  }
+  st.block_mod = Tensor::empty(DType::f32, {cfg_.depth, R, 6 * C});  // [depth, R, 6C]
+  for (int b = 0; b < cfg_.depth; ++b)
+    blocks_[static_cast<size_t>(b)].modulation(silu_cond.data<float>(), cfg_.shared_adaln ? shared.data<float>() : nullptr, R,
+                                               st.block_mod.data<float>() + b * R * 6 * C);
+  st.head_mod = Tensor::empty(DType::f32, {R, 2 * C});  // [R, 2C]
+  head_nm_ada_.forward(silu_cond.data<float>(), R, st.head_mod.data<float>());
+  for (int b = 0; b < cfg_.depth; ++b) {
+    st.k_cache.push_back(Tensor::empty(DType::f32, {R, H, capacity, 64}));  // [R, H, cap, 64]
+    st.v_cache.push_back(Tensor::empty(DType::f32, {R, H, capacity, 64}));  // [R, H, cap, 64]
+  }
+  return st;
+}
+
+void VarTransformer::first_input(const VarState& st, float* x) const {
+  const int64_t C = cfg_.width;
+  for (int64_t r = 0; r < st.rows; ++r)
+    for (int64_t c = 0; c < C; ++c)
+      x[r * C + c] = st.cond.data<float>()[r * C + c] + pos_start_.data<float>()[c] + lvl_pos_.data<float>()[c];
+}
+
+void VarTransformer::embed(const VarState& st, const float* tokens_in, int64_t n, int64_t p0, float* x) const {
+  const int64_t B = st.rows / 2, C = cfg_.width;
+  word_embed_.forward(tokens_in, B * n, x);  // [B, n, C]
+  const float* lp = lvl_pos_.data<float>() + p0 * C;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = 0; c < C; ++c) x[(b * n + t) * C + c] += lp[t * C + c];
+  std::memcpy(x + B * n * C, x, sizeof(float) * static_cast<size_t>(B * n * C));  // uncond rows
+}
+
+void VarTransformer::blocks(VarState& st, float* x, int64_t l, int64_t p0) const {
+  if (p0 + l > st.capacity)
+    throw Error("internal: KV cache of " + std::to_string(st.capacity) + " positions cannot hold " +
+                std::to_string(p0 + l));
+  if (p0 != st.filled) throw Error("internal: positions must be fed in order");
+  std::vector<int> key_limit(static_cast<size_t>(l));
+  for (int64_t t = 0; t < l; ++t) key_limit[static_cast<size_t>(t)] = cfg_.scale_end(level_of(p0 + t));
+  const int64_t C6 = 6 * static_cast<int64_t>(cfg_.width);
+  for (int b = 0; b < cfg_.depth; ++b) {
+    kernels::cpu::KvView cache{st.k_cache[static_cast<size_t>(b)].data<float>(), st.v_cache[static_cast<size_t>(b)].data<float>(),
+                          st.rows, cfg_.heads, st.capacity};
+    blocks_[static_cast<size_t>(b)].forward(x, st.rows, l, p0, key_limit.data(),
+                                            st.block_mod.data<float>() + b * st.rows * C6, cache, st.scratch);
+  }
+  st.filled = p0 + l;
+}
+
+void VarTransformer::head(VarState& st, const float* x, int64_t l, int64_t from, int64_t n, float* logits) const {
+  const int64_t R = st.rows, C = cfg_.width;
+  if (!st.head_h.defined() || st.head_h.numel() < R * n * C) st.head_h = Tensor::empty(DType::f32, {R, n, C});
+  float* h = st.head_h.data<float>();  // [R, n, C]
+  for (int64_t r = 0; r < R; ++r)
+    std::memcpy(h + r * n * C, x + (r * l + from) * C, sizeof(float) * static_cast<size_t>(n * C));
+  const float* scale = st.head_mod.data<float>();
+  const float* shift = st.head_mod.data<float>() + C;
+  kernels::cpu::adaln_modulate(h, R, n, C, scale, shift, 2 * C, h);
+  head_.forward(h, R * n, logits);  // [R, n, V]
+}
+
+}  // namespace varcode::model

@@ -1,0 +1,69 @@
+// A VAR transformer (spec §3): the immutable weights of one checkpoint, and the per-request
+// state (KV caches, modulation, scratch) that generation runs with.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "io/checkpoint.hpp"
+#include "kernels/cpu/gemm.hpp"
+#include "model/config.hpp"
+#include "model/transformer_block.hpp"
+#include "varcode/tensor.hpp"
+
+namespace varcode::model {
+
+class VarTransformer;
+
+// Everything one request mutates. Rows are the CFG-doubled batch: rows [0, B) carry the labels,
+// rows [B, 2B) the unconditional class.
+struct VarState {
+  int64_t rows = 0;      // R = 2B
+  int64_t capacity = 0;  // positions the KV cache can hold
+  int64_t filled = 0;    // positions written so far
+  std::vector<Tensor> k_cache, v_cache;  // per block [R, H, capacity, 64]
+  Tensor block_mod;                      // [depth, R, 6C]
+  Tensor head_mod;                       // [R, 2C]  (scale, shift)
+  Tensor cond;                           // [R, C]
+  BlockScratch scratch;
+  Tensor head_h;  // [R, l, C]
+};
+
+class VarTransformer {
+ public:
+  // Validates every tensor against the inferred configuration (missing, unexpected, mis-shaped =
+  // Error naming it). Matmul weights are held in `weight_dtype` (f32 or bf16).
+  VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32);
+
+  const VarConfig& config() const { return cfg_; }
+  const std::string& path() const { return path_; }
+
+  // Fresh state for `labels` (B entries in [0, num_classes)); cache sized for `capacity` positions.
+  VarState start(const std::vector<int>& labels, int64_t capacity) const;
+
+  // The first scale's input: cond + pos_start + lvl_pos[0]  -> x [R, 1, C].
+  void first_input(const VarState& st, float* x) const;
+  // word_embed(tokens_in) + lvl_pos[p0 .. p0 + n), duplicated for the unconditional rows.
+  // tokens_in: [B, n, Cvae] continuous token maps; x: [R, n, C].
+  void embed(const VarState& st, const float* tokens_in, int64_t n, int64_t p0, float* x) const;
+  // Runs every block over x [R, l, C] at positions [p0, p0 + l) (block-causal), filling the cache.
+  void blocks(VarState& st, float* x, int64_t l, int64_t p0) const;
+  // logits [R, n, V] of the n tokens starting at token `from` of x [R, l, C].
+  void head(VarState& st, const float* x, int64_t l, int64_t from, int64_t n, float* logits) const;
+
+  int level_of(int64_t pos) const { return level_[static_cast<size_t>(pos)]; }
+
+ private:
+  std::string path_;
+  VarConfig cfg_;
+  Tensor class_emb_;  // [num_classes + 1, C]
+  Tensor pos_start_;  // [C]
+  Tensor lvl_pos_;    // [L, C] = lvl_embed[level(i)] + pos_1LC[i]
+  kernels::cpu::Linear word_embed_;  // [C, Cvae]
+  kernels::cpu::Linear shared_ada_;  // [6C, C], shared AdaLN only
+  std::vector<TransformerBlock> blocks_;
+  kernels::cpu::Linear head_nm_ada_;  // [2C, C]
+  kernels::cpu::Linear head_;         // [V, C]
+  std::vector<int> level_;       // [L]
+};
+
+}  // namespace varcode::model
