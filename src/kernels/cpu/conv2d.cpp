@@ -1,0 +1,163 @@
+#include "kernels/cpu/conv2d.hpp"
+
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cpu/dnnl_context.hpp"
+
+namespace varcode::kernels::cpu {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+// The layout of activations at this interface. Changing it (e.g. to nhwc) is the whole of a
+// channels-last switch for the convolutions.
+constexpr tag kActivationTag = tag::nchw;
+
+struct Key {
+  int64_t n, h, w;
+  bool accumulate;
+  bool operator<(const Key& o) const {
+    return std::tie(n, h, w, accumulate) < std::tie(o.n, o.h, o.w, o.accumulate);
+  }
+};
+
+struct Plan {
+  dnnl::convolution_forward conv;
+  memory::desc src_md, dst_md;
+  memory weights;  // in conv's preferred layout
+};
+
+}  // namespace
+
+struct Conv2d::State {
+  Tensor weight;  // [O, I, kh, kw], as given
+  Tensor bias;    // [O]
+  Conv2dGeometry geo;
+  int out_ch = 0, in_ch = 0, kh = 0, kw = 0;
+
+  std::mutex mutex;
+  std::map<Key, Plan> plans;
+  // Reordered weights by layout, so that shapes whose primitives agree on it share one copy.
+  std::vector<std::pair<memory::desc, memory>> reordered;
+
+  memory weights_for(const memory::desc& md) {
+    for (auto& [d, m] : reordered)
+      if (d == md) return m;
+    const auto& eng = dnnl_engine();
+    memory user({{out_ch, in_ch, kh, kw}, memory::data_type::f32, tag::oihw}, eng,
+                const_cast<float*>(weight.data<float>()));
+    memory m = user;
+    if (md != user.get_desc()) {
+      m = memory(md, eng);
+      dnnl::reorder(user, m).execute(dnnl_stream(), user, m);
+      dnnl_stream().wait();
+    }
+    reordered.emplace_back(md, m);
+    return m;
+  }
+
+  const Plan& plan_for(const Key& key) {
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    const auto& eng = dnnl_engine();
+    const int64_t ho = (key.h + geo.pad_top + geo.pad_bottom - kh) / geo.stride + 1;
+    const int64_t wo = (key.w + geo.pad_left + geo.pad_right - kw) / geo.stride + 1;
+    memory::desc src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kActivationTag);
+    memory::desc dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kActivationTag);
+    memory::desc w_md({out_ch, in_ch, kh, kw}, memory::data_type::f32, tag::any);
+    memory::desc b_md({out_ch}, memory::data_type::f32, tag::x);
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                         src_md, w_md, b_md, dst_md, {geo.stride, geo.stride},
+                                         {geo.pad_top, geo.pad_left}, {geo.pad_bottom, geo.pad_right});
+    dnnl::primitive_attr attr;
+    if (key.accumulate) {
+      // dst = (conv + bias) + dst: the residual add of a ResnetBlock, same rounding as PyTorch.
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
+    Plan plan{dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), weights_for(pd.weights_desc())};
+    return plans.emplace(key, std::move(plan)).first->second;
+  }
+};
+
+Conv2d::Conv2d(Tensor weight, Tensor bias, Conv2dGeometry geometry) : state_(std::make_shared<State>()) {
+  if (weight.dtype() != DType::f32 || weight.ndim() != 4)
+    throw Error("conv2d: weight must be f32 [O, I, kh, kw], got " + shape_str(weight.shape()));
+  if (bias.dtype() != DType::f32 || bias.ndim() != 1 || bias.dim(0) != weight.dim(0))
+    throw Error("conv2d: bias must be f32 [" + std::to_string(weight.dim(0)) + "], got " + shape_str(bias.shape()));
+  if (geometry.stride < 1) throw Error("conv2d: stride must be positive");
+  state_->weight = std::move(weight);
+  state_->bias = std::move(bias);
+  state_->geo = geometry;
+  state_->out_ch = static_cast<int>(state_->weight.dim(0));
+  state_->in_ch = static_cast<int>(state_->weight.dim(1));
+  state_->kh = static_cast<int>(state_->weight.dim(2));
+  state_->kw = static_cast<int>(state_->weight.dim(3));
+}
+
+int Conv2d::in_channels() const { return state_->in_ch; }
+int Conv2d::out_channels() const { return state_->out_ch; }
+int Conv2d::kernel_h() const { return state_->kh; }
+int Conv2d::kernel_w() const { return state_->kw; }
+int Conv2d::out_h(int h) const {
+  return (h + state_->geo.pad_top + state_->geo.pad_bottom - state_->kh) / state_->geo.stride + 1;
+}
+int Conv2d::out_w(int w) const {
+  return (w + state_->geo.pad_left + state_->geo.pad_right - state_->kw) / state_->geo.stride + 1;
+}
+
+Tensor Conv2d::forward(const Tensor& x) const {
+  if (!state_) throw Error("conv2d: layer not initialised");
+  if (x.ndim() != 4) throw Error("conv2d: input must be [B, C, H, W], got " + shape_str(x.shape()));
+  Tensor y = Tensor::empty(DType::f32, {x.dim(0), out_channels(), out_h(static_cast<int>(x.dim(2))),
+                                        out_w(static_cast<int>(x.dim(3)))});  // [B, O, Ho, Wo]
+  run(x, y, false);
+  return y;
+}
+
+void Conv2d::forward_accumulate(const Tensor& x, Tensor& y) const {
+  if (!state_) throw Error("conv2d: layer not initialised");
+  run(x, y, true);
+}
+
+void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
+  if (x.dtype() != DType::f32 || x.ndim() != 4 || x.dim(1) != in_channels())
+    throw Error("conv2d: input must be f32 [B, " + std::to_string(in_channels()) + ", H, W], got " +
+                shape_str(x.shape()));
+  if (x.dim(2) + state_->geo.pad_top + state_->geo.pad_bottom < state_->kh ||
+      x.dim(3) + state_->geo.pad_left + state_->geo.pad_right < state_->kw)
+    throw Error("conv2d: input " + shape_str(x.shape()) + " is smaller than the kernel");
+  const Shape want{x.dim(0), out_channels(), out_h(static_cast<int>(x.dim(2))), out_w(static_cast<int>(x.dim(3)))};
+  if (y.dtype() != DType::f32 || y.shape() != want)
+    throw Error("conv2d: output must be f32 " + shape_str(want) + ", got " + shape_str(y.shape()));
+  if (x.numel() > 0 && x.raw() == y.raw()) throw Error("conv2d: output must not alias the input");
+
+  dnnl::convolution_forward conv;
+  memory::desc src_md, dst_md;
+  memory weights;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    const Plan& plan = state_->plan_for({x.dim(0), x.dim(2), x.dim(3), accumulate});
+    conv = plan.conv;
+    src_md = plan.src_md;
+    dst_md = plan.dst_md;
+    weights = plan.weights;
+  }
+  const auto& eng = dnnl_engine();
+  memory src(src_md, eng, const_cast<void*>(x.raw()));
+  memory dst(dst_md, eng, y.raw());
+  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng,
+              const_cast<float*>(state_->bias.data<float>()));
+  auto& stream = dnnl_stream();
+  conv.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
+  stream.wait();
+}
+
+}  // namespace varcode::kernels::cpu

@@ -1,0 +1,21 @@
+#include "kernels/cpu/silu.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace varcode::kernels::cpu {
+
+void silu_inplace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void silu_inplace(Tensor& x) {
+  if (x.dtype() != DType::f32) throw Error("silu: expected an f32 tensor");
+  float* p = x.data<float>();
+  const int64_t n = x.numel();
+  constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for schedule(static)
+  for (int64_t begin = 0; begin < n; begin += kChunk) silu_inplace(p + begin, std::min(kChunk, n - begin));
+}
+
+}  // namespace varcode::kernels::cpu

@@ -1,0 +1,92 @@
+#include "kernels/cpu/vae_attention.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "kernels/cpu/dnnl_context.hpp"
+
+namespace varcode::kernels::cpu {
+
+namespace {
+
+using dnnl::memory;
+using dims = memory::dims;
+
+struct Plans {
+  dnnl::matmul scores;  // q^T k: [B, N, C] x [B, C, N] -> [B, N, N]
+  memory::desc q_md, k_md, s_md;
+  dnnl::matmul mix;     // v w^T: [B, C, N] x [B, N, N] -> [B, C, N]
+  memory::desc v_md, wt_md, h_md;
+};
+
+const Plans& plans_for(int64_t B, int64_t C, int64_t N) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int64_t, int64_t, int64_t>, Plans> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_tuple(B, C, N);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const auto& eng = dnnl_engine();
+  const auto f32 = memory::data_type::f32;
+  const int64_t batch_stride = 3 * C * N;  // one image of qkv
+  Plans p;
+  p.q_md = memory::desc({B, N, C}, f32, dims{batch_stride, 1, N});  // q viewed transposed
+  p.k_md = memory::desc({B, C, N}, f32, dims{batch_stride, N, 1});
+  p.s_md = memory::desc({B, N, N}, f32, dims{N * N, N, 1});
+  p.scores = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.q_md, p.k_md, p.s_md), eng));
+  p.v_md = memory::desc({B, C, N}, f32, dims{batch_stride, N, 1});
+  p.wt_md = memory::desc({B, N, N}, f32, dims{N * N, 1, N});  // the weights viewed transposed
+  p.h_md = memory::desc({B, C, N}, f32, dims{C * N, N, 1});
+  p.mix = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.v_md, p.wt_md, p.h_md), eng));
+  return cache.emplace(key, std::move(p)).first->second;
+}
+
+}  // namespace
+
+Tensor vae_spatial_attention(const Tensor& qkv) {
+  if (qkv.dtype() != DType::f32 || qkv.ndim() != 4 || qkv.dim(1) % 3 != 0)
+    throw Error("vae_spatial_attention: input must be f32 [B, 3C, H, W], got " + shape_str(qkv.shape()));
+  const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, N = qkv.dim(2) * qkv.dim(3);
+  Tensor h = Tensor::empty(DType::f32, {B, C, qkv.dim(2), qkv.dim(3)});  // [B, C, H, W]
+  if (h.numel() == 0) return h;
+  Tensor w = Tensor::empty(DType::f32, {B, N, N});  // [B, N(query), N(key)]
+
+  const Plans& p = plans_for(B, C, N);
+  const auto& eng = dnnl_engine();
+  auto& stream = dnnl_stream();
+  float* base = const_cast<float*>(qkv.data<float>());
+  memory q(p.q_md, eng, base), k(p.k_md, eng, base + C * N), v(p.v_md, eng, base + 2 * C * N);
+  memory s(p.s_md, eng, w.raw()), wt(p.wt_md, eng, w.raw()), out(p.h_md, eng, h.raw());
+
+  p.scores.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, k}, {DNNL_ARG_DST, s}});
+  stream.wait();
+
+  // PyTorch scales the finished products by the float C^-0.5, then takes a softmax over keys.
+  const float ratio = static_cast<float>(std::pow(static_cast<double>(C), -0.5));
+  float* wp = w.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < B * N; ++row) {
+    float* r = wp + row * N;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < N; ++i) {
+      r[i] *= ratio;
+      mx = std::max(mx, r[i]);
+    }
+    float sum = 0.0f;
+    for (int64_t i = 0; i < N; ++i) {
+      r[i] = std::exp(r[i] - mx);
+      sum += r[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < N; ++i) r[i] *= inv;
+  }
+
+  p.mix.execute(stream, {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, wt}, {DNNL_ARG_DST, out}});
+  stream.wait();
+  return h;
+}
+
+}  // namespace varcode::kernels::cpu

@@ -1,0 +1,13 @@
+// The VQ-VAE's spatial self-attention core: one head over the H*W positions of a feature map.
+#pragma once
+#include "varcode/tensor.hpp"
+
+namespace varcode::kernels::cpu {
+
+// qkv [B, 3C, H, W] (the output of the block's qkv 1x1 conv: q, k, v channel blocks in that
+// order) -> h [B, C, H, W] with, for each position j,
+//   w[j, i] = softmax_i( sum_c q[c, j] k[c, i] * C^-0.5 ),   h[c, j] = sum_i v[c, i] w[j, i].
+// Both products run as oneDNN batched matmuls on strided views of qkv (no transposing copies).
+Tensor vae_spatial_attention(const Tensor& qkv);
+
+}  // namespace varcode::kernels::cpu

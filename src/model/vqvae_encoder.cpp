@@ -1,0 +1,58 @@
+#include "model/vqvae_encoder.hpp"
+
+namespace varcode::model {
+
+using kernels::cpu::Conv2dGeometry;
+
+VqvaeEncoder VqvaeEncoder::load(WeightSource& ws, const VaeConfig& cfg) {
+  VqvaeEncoder e;
+  const int n_levels = static_cast<int>(cfg.ch_mult.size());
+  e.in_channels_ = cfg.in_channels;
+  e.conv_in_ = load_conv(ws, "encoder.conv_in.", cfg.ch, cfg.in_channels, 3);
+  int block_in = cfg.ch;
+  e.levels_.resize(static_cast<size_t>(n_levels));
+  for (int level = 0; level < n_levels; ++level) {
+    Level& lv = e.levels_[static_cast<size_t>(level)];
+    const std::string prefix = "encoder.down." + std::to_string(level) + ".";
+    const int block_out = cfg.ch * cfg.ch_mult[static_cast<size_t>(level)];
+    for (int j = 0; j < cfg.num_res_blocks; ++j) {
+      lv.blocks.push_back(ResnetBlock::load(ws, prefix + "block." + std::to_string(j) + ".", block_in, block_out));
+      block_in = block_out;
+      if (level == n_levels - 1)
+        lv.attns.push_back(AttnBlock::load(ws, prefix + "attn." + std::to_string(j) + ".", block_in));
+    }
+    // Downsample2x: pad right and bottom by one zero, then a 3x3 stride-2 conv without padding.
+    if (level != n_levels - 1)
+      lv.downsample_conv = load_conv(ws, prefix + "downsample.conv.", block_in, block_in, 3, {2, 0, 0, 1, 1});
+  }
+  e.mid_block_1_ = ResnetBlock::load(ws, "encoder.mid.block_1.", block_in, block_in);
+  e.mid_attn_1_ = AttnBlock::load(ws, "encoder.mid.attn_1.", block_in);
+  e.mid_block_2_ = ResnetBlock::load(ws, "encoder.mid.block_2.", block_in, block_in);
+  e.norm_out_ = VaeGroupNorm::load(ws, "encoder.norm_out.", block_in);
+  e.conv_out_ = load_conv(ws, "encoder.conv_out.", cfg.z_channels, block_in, 3);
+  e.quant_conv_ = load_conv(ws, "quant_conv.", cfg.z_channels, cfg.z_channels, 3);
+  return e;
+}
+
+Tensor VqvaeEncoder::forward(const Tensor& img) const {
+  const int ds = downsample();
+  if (img.dtype() != DType::f32 || img.ndim() != 4 || img.dim(1) != in_channels_ || img.dim(2) <= 0 ||
+      img.dim(3) <= 0 || img.dim(2) % ds != 0 || img.dim(3) % ds != 0)
+    throw Error("VQ-VAE encoder: image must be f32 [B, " + std::to_string(in_channels_) +
+                ", H, W] with H and W positive multiples of " + std::to_string(ds) + ", got " +
+                shape_str(img.shape()));
+  Tensor h = conv_in_.forward(img);  // [B, ch, H, W]
+  for (size_t level = 0; level < levels_.size(); ++level) {
+    const Level& lv = levels_[level];
+    for (size_t j = 0; j < lv.blocks.size(); ++j) {
+      h = lv.blocks[j].forward(h);  // [B, C_level, R, R]
+      if (!lv.attns.empty()) h = lv.attns[j].forward(h);
+    }
+    if (lv.downsample_conv.defined()) h = lv.downsample_conv.forward(h);  // [B, C_level, R/2, R/2]
+  }
+  h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h)));  // [B, C_top, P, P]
+  Tensor f = conv_out_.forward(norm_out_.forward(h, /*fuse_silu=*/true));  // [B, Cvae, P, P]
+  return quant_conv_.forward(f);                                            // [B, Cvae, P, P]
+}
+
+}  // namespace varcode::model
