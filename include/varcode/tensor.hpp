@@ -32,7 +32,7 @@ class Tensor {
   // Borrow `data`; `owner` keeps it alive (e.g. the file mapping).
   static Tensor borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner);
 
-  bool defined() const { return data_ != nullptr || numel_ == 0; }
+  bool defined() const { return data_ != nullptr; }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const;  // negative i counts from the end

@@ -1,2 +1,29 @@
+// varcode: command-line entry point. Errors print as "varcode: error: ..." with exit status 1;
+// flag errors exit with CLI11's status (non-zero).
 #include <iostream>
-int main() { std::cout << "varcode\n"; return 0; }
+
+#include "commands.hpp"
+#include "varcode/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"varcode: VAR and collaborative decoding (CoDe) image generation"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Every command's flags");
+  varcode::cli::register_generate(app);
+  // decode/encode: registered once they land
+
+  varcode::cli::register_inspect(app);
+  varcode::cli::register_convert(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const varcode::Error& e) {
+    std::cerr << "varcode: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "varcode: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,186 @@
+#include "varcode/generator.hpp"
+
+#include <cpuid.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "io/checkpoint.hpp"
+#include "model/collaborative_decoder.hpp"
+#include "model/var_transformer.hpp"
+#include "model/vqvae.hpp"
+
+namespace varcode {
+
+bool cpu_has_bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_bf16 = (d >> 22) & 1u;
+  const unsigned max_sub = a;
+  bool avx512_bf16 = false;
+  if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) avx512_bf16 = (a >> 5) & 1u;
+  return avx512_bf16 || amx_bf16;
+}
+
+struct Generator::Impl {
+  std::unique_ptr<model::Vqvae> vae;
+  std::unique_ptr<model::VarTransformer> drafter;  // the single model for VAR
+  std::unique_ptr<model::VarTransformer> refiner;  // null for VAR
+  std::unique_ptr<model::CollaborativeDecoder> decoder;
+  DType dtype = DType::f32;
+};
+
+namespace {
+std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType dt) {
+  io::Checkpoint ckpt = io::load_checkpoint(path);
+  if (model::detect_kind(ckpt) != model::ModelKind::var)
+    throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
+  return std::make_unique<model::VarTransformer>(ckpt, dt);
+}
+}  // namespace
+
+Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
+  auto impl = std::make_shared<Impl>();
+  impl->dtype = dtype == ComputeDType::f32 ? DType::f32
+                : dtype == ComputeDType::bf16 ? DType::bf16
+                                              : (cpu_has_bf16() ? DType::bf16 : DType::f32);
+  {
+    io::Checkpoint ckpt = io::load_checkpoint(files.vae);
+    if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
+      throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt));
+  }
+  const bool code = !files.drafter.empty() || !files.refiner.empty();
+  if (code) {
+    if (files.drafter.empty() || files.refiner.empty())
+      throw Error("collaborative decoding needs both --drafter and --refiner");
+    if (!files.model.empty()) throw Error("give either --model or --drafter/--refiner, not both");
+    impl->drafter = load_var(files.drafter, impl->dtype);
+    impl->refiner = load_var(files.refiner, impl->dtype);
+  } else {
+    if (files.model.empty()) throw Error("no model given: --model, or --drafter with --refiner");
+    impl->drafter = load_var(files.model, impl->dtype);
+  }
+  impl->decoder = std::make_unique<model::CollaborativeDecoder>(*impl->drafter, impl->refiner.get(), files.draft_steps,
+                                                                impl->vae->quantizer());
+  Generator g;
+  g.impl_ = impl;
+  return g;
+}
+
+bool Generator::collaborative() const { return impl_->refiner != nullptr; }
+int Generator::draft_steps() const { return impl_->decoder->draft_steps(); }
+int Generator::num_classes() const { return impl_->drafter->config().num_classes; }
+int Generator::num_scales() const { return impl_->drafter->config().num_scales(); }
+std::vector<int> Generator::patch_nums() const { return impl_->drafter->config().patch_nums; }
+int Generator::image_size() const { return impl_->drafter->config().patch_nums.back() * impl_->vae->config().downsample(); }
+int Generator::total_tokens() const { return impl_->drafter->config().total_tokens(); }
+DType Generator::compute_dtype() const { return impl_->dtype; }
+
+SamplingOptions Generator::default_sampling() const {
+  SamplingOptions s;
+  s.cfg = 1.5;
+  s.top_p = 0.96;
+  if (collaborative()) {
+    s.top_k = 600;
+    s.temperature.assign(static_cast<size_t>(num_scales()), 1.0);
+    for (int si = 0; si < num_scales() && si <= 6; ++si) s.temperature[static_cast<size_t>(si)] = 1.1;
+  } else {
+    s.top_k = 900;
+    s.temperature = {1.0};
+  }
+  return s;
+}
+
+double Generator::transformer_flops_per_image() const {
+  auto per_token = [](const model::VarConfig& c) {
+    const double C = c.width;
+    return 2.0 * (12.0 * C * C * c.depth + C * c.vocab);
+  };
+  const model::VarConfig& d = impl_->drafter->config();
+  const int N = draft_steps();
+  double flops = 2.0 * per_token(d) * d.scale_end(N - 1);  // x2: CFG rows
+  if (collaborative()) flops += 2.0 * per_token(impl_->refiner->config()) * d.total_tokens();
+  return flops;
+}
+
+namespace {
+model::SamplingSettings settings_of(const SamplingOptions& s, int num_scales) {
+  model::SamplingSettings out;
+  out.cfg = s.cfg;
+  out.top_k = s.top_k;
+  out.top_p = s.top_p;
+  out.smooth = s.smooth;
+  if (s.temperature.size() == 1) {
+    out.temperature.assign(static_cast<size_t>(num_scales), s.temperature[0]);
+  } else if (static_cast<int>(s.temperature.size()) == num_scales) {
+    out.temperature = s.temperature;
+  } else {
+    throw Error("temperature: expected 1 or " + std::to_string(num_scales) + " values, got " +
+                std::to_string(s.temperature.size()));
+  }
+  if (s.top_k < 0) throw Error("top-k must be >= 0");
+  if (s.top_p < 0 || s.top_p > 1) throw Error("top-p must be in [0, 1]");
+  for (double t : out.temperature)
+    if (!(t > 0)) throw Error("temperature must be > 0");
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn& progress,
+                                   const std::atomic<bool>* cancel) const {
+  const int64_t n = static_cast<int64_t>(req.classes.size());
+  if (n == 0) throw Error("nothing to generate: no classes given");
+  for (int c : req.classes)
+    if (c < 0 || c >= num_classes())
+      throw Error("class " + std::to_string(c) + " is outside [0, " + std::to_string(num_classes()) + ")");
+  if (req.batch < 0) throw Error("batch must be >= 0");
+  const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
+  const int64_t L = total_tokens(), S = image_size(), batch = req.batch > 0 ? req.batch : n;
+  GenerateResult res;
+  res.tokens = Tensor::empty(DType::i64, {n, L});        // [n, L]
+  res.images = Tensor::empty(DType::f32, {n, 3, S, S});  // [n, 3, S, S]
+  for (int64_t b0 = 0; b0 < n; b0 += batch) {
+    const int64_t nb = std::min(batch, n - b0);
+    model::GenerationInput in;
+    in.seed = req.seed;
+    in.sampling = settings;
+    for (int64_t i = 0; i < nb; ++i) {
+      in.labels.push_back(req.classes[static_cast<size_t>(b0 + i)]);
+      in.image_index.push_back(req.first_index + static_cast<uint32_t>(b0 + i));
+    }
+    model::ScaleCallback on_scale;
+    if (progress)
+      on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
+    model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
+    res.seconds.drafter += out.drafter_seconds;
+    res.seconds.refiner += out.refiner_seconds;
+    if (progress) progress({"vae", 0, 0, b0, n});
+    if (cancel && cancel->load()) throw Error("generation cancelled");
+    const auto t_vae = std::chrono::steady_clock::now();
+    Tensor img = impl_->vae->fhat_to_img(out.f_hat);  // [nb, 3, S, S] in [-1, 1]
+    for (int64_t i = 0; i < img.numel(); ++i) img.data<float>()[i] = (img.data<float>()[i] + 1.0f) * 0.5f;
+    res.seconds.vae += seconds_since(t_vae);
+    std::memcpy(res.tokens.data<int64_t>() + b0 * L, out.tokens.raw(), out.tokens.nbytes());
+    std::memcpy(res.images.data<float>() + b0 * 3 * S * S, img.raw(), img.nbytes());
+  }
+  return res;
+}
+
+Tensor Generator::teacher_forced_logits(int stage, const Tensor& tokens, int class_label) const {
+  const model::VarTransformer* m = stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
+  if (!m) throw Error("teacher_forced_logits: stage " + std::to_string(stage) + " does not exist in this pipeline");
+  if (class_label < 0 || class_label >= num_classes()) throw Error("class out of range");
+  return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens, class_label);
+}
+
+GenerateResult Generator::edit(const EditRequest&, const ProgressFn&, const std::atomic<bool>*) const {
+  throw Error("edit: not implemented yet");
+}
+
+}  // namespace varcode

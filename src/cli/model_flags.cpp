@@ -1,0 +1,105 @@
+#include "model_flags.hpp"
+
+#include <cmath>
+
+#include "varcode/image_io.hpp"
+
+namespace varcode::cli {
+
+void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
+  cmd->add_option("--vae", f.vae, "VQ-VAE file (vae_ch160v4096z32.pth)")->required();
+  auto* model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
+  auto* drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
+  auto* refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");
+  auto* steps = cmd->add_option("--draft-steps", f.draft_steps, "Scales the drafter generates (1 .. SN-1)");
+  model->excludes(drafter)->excludes(refiner)->excludes(steps);
+  drafter->needs(refiner)->needs(steps);
+  refiner->needs(drafter);
+  steps->needs(drafter);
+  cmd->add_option("--dtype", f.dtype, "Compute dtype: auto (bf16 where the CPU has it), f32 or bf16")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+  cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+}
+
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
+  cmd->add_option("--cfg", f.cfg, "Classifier-free guidance strength (default 1.5)");
+  cmd->add_option("--top-k", f.top_k, "Keep the k largest logits (0 disables, 1 = greedy; default 900 VAR, 600 CoDe)");
+  cmd->add_option("--top-p", f.top_p, "Nucleus sampling mass (0 disables; default 0.96)");
+  cmd->add_option("--temperature", f.temperature, "T for every scale, or T0,...,T(SN-1) (default 1 VAR; CoDe 1.1 then 1.0)");
+  cmd->add_flag("--smooth", f.smooth, "Gumbel-softmax latents (smoother pictures; not for FID)");
+}
+
+std::vector<double> parse_double_list(const std::string& s, const std::string& flag) {
+  std::vector<double> out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    const size_t comma = s.find(',', pos);
+    const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || !std::isfinite(v))
+      throw Error(flag + ": '" + item + "' is not a number (in '" + s + "')");
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
+  std::vector<int> out;
+  for (double v : parse_double_list(s, flag)) {
+    if (v != std::floor(v) || std::fabs(v) > 1e9) throw Error(flag + ": '" + std::to_string(v) + "' is not an integer");
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+Generator open_pipeline(const PipelineFlags& f) {
+  if (f.model.empty() && f.drafter.empty()) throw Error("give either --model, or --drafter, --refiner and --draft-steps");
+  set_num_threads(f.threads);
+  ModelFiles files;
+  files.vae = f.vae;
+  files.model = f.model;
+  files.drafter = f.drafter;
+  files.refiner = f.refiner;
+  files.draft_steps = f.draft_steps;
+  const ComputeDType dt = f.dtype == "f32" ? ComputeDType::f32 : f.dtype == "bf16" ? ComputeDType::bf16 : ComputeDType::automatic;
+  return Generator::open(files, dt);
+}
+
+SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen) {
+  SamplingOptions s = gen.default_sampling();
+  auto one = [](const std::string& v, const std::string& flag) {
+    auto l = parse_double_list(v, flag);
+    if (l.size() != 1) throw Error(flag + ": expected one number, got '" + v + "'");
+    return l[0];
+  };
+  if (!f.cfg.empty()) s.cfg = one(f.cfg, "--cfg");
+  if (!f.top_k.empty()) {
+    const double k = one(f.top_k, "--top-k");
+    if (k < 0 || k != std::floor(k)) throw Error("--top-k: expected a non-negative integer, got '" + f.top_k + "'");
+    s.top_k = static_cast<int>(k);
+  }
+  if (!f.top_p.empty()) {
+    s.top_p = one(f.top_p, "--top-p");
+    if (s.top_p < 0 || s.top_p > 1) throw Error("--top-p: expected a value in [0, 1], got '" + f.top_p + "'");
+  }
+  if (!f.temperature.empty()) {
+    s.temperature = parse_double_list(f.temperature, "--temperature");
+    if (s.temperature.size() != 1 && static_cast<int>(s.temperature.size()) != gen.num_scales())
+      throw Error("--temperature: expected 1 or " + std::to_string(gen.num_scales()) + " values (one per scale), got " +
+                  std::to_string(s.temperature.size()));
+    for (double t : s.temperature)
+      if (t <= 0) throw Error("--temperature: values must be > 0");
+  }
+  s.smooth = f.smooth;
+  return s;
+}
+
+}  // namespace varcode::cli
