@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "io/npy.hpp"
@@ -145,7 +146,12 @@ Tensor load_picture(const std::string& path, int size) {
 
 void set_num_threads(int n) {
   if (n < 0) throw Error("--threads must be >= 0, got " + std::to_string(n));
-  omp_set_num_threads(n == 0 ? omp_get_num_procs() : n);
+  if (n == 0) {
+    // 0 = all cores, unless the user chose with OMP_NUM_THREADS.
+    if (std::getenv("OMP_NUM_THREADS")) return;
+    n = omp_get_num_procs();
+  }
+  omp_set_num_threads(n);
 }
 
 int num_threads() { return omp_get_max_threads(); }
