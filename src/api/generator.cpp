@@ -179,8 +179,55 @@ Tensor Generator::teacher_forced_logits(int stage, const Tensor& tokens, int cla
   return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens, class_label);
 }
 
-GenerateResult Generator::edit(const EditRequest&, const ProgressFn&, const std::atomic<bool>*) const {
-  throw Error("edit: not implemented yet");
+GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progress, const std::atomic<bool>* cancel) const {
+  const int64_t S = image_size(), L = total_tokens();
+  const std::vector<int> pns = patch_nums();
+  const int64_t P = pns.back();
+  if (req.image.dtype() != DType::f32 || req.image.shape() != Shape{1, 3, S, S})
+    throw Error("edit: the picture must be f32 [1, 3, " + std::to_string(S) + ", " + std::to_string(S) + "], got " +
+                shape_str(req.image.shape()));
+  if (req.mask.dtype() != DType::f32 || req.mask.shape() != Shape{S, S})
+    throw Error("edit: the mask must be f32 [" + std::to_string(S) + ", " + std::to_string(S) + "] at the picture's resolution, got " +
+                shape_str(req.mask.shape()));
+  if (req.class_label < 0 || req.class_label >= num_classes())
+    throw Error("class " + std::to_string(req.class_label) + " is outside [0, " + std::to_string(num_classes()) + ")");
+  if (!impl_->vae->has_encoder()) throw Error("edit: this VQ-VAE file has no encoder");
+  const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
+
+  // 1. The picture's cumulative latent after every scale (spec 5.4).
+  Tensor img = req.image.clone();  // [1, 3, S, S] in [-1, 1]
+  for (int64_t i = 0; i < img.numel(); ++i) img.data<float>()[i] = img.data<float>()[i] * 2.0f - 1.0f;
+  model::Quantizer::Quantized gt = impl_->vae->img_to_tokens(img, pns);
+  // 2. The mask on the latent grid by nearest sampling; keep = 1 - mask.
+  model::EditGuide guide;
+  guide.f_hat_gt = gt.f_hat_per_scale;
+  guide.keep = Tensor::empty(DType::f32, {P, P});  // [P, P]
+  for (int64_t i = 0; i < P; ++i)
+    for (int64_t j = 0; j < P; ++j) {
+      const float m = req.mask.data<float>()[(i * S / P) * S + (j * S / P)];
+      guide.keep.data<float>()[i * P + j] = 1.0f - m;
+    }
+  // 3. Generate, blending after every scale.
+  model::GenerationInput in;
+  in.seed = req.seed;
+  in.sampling = settings;
+  in.labels = {req.class_label};
+  in.image_index = {0};
+  in.edit = &guide;
+  model::ScaleCallback on_scale;
+  if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
+  model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
+  GenerateResult res;
+  res.seconds.drafter = out.drafter_seconds;
+  res.seconds.refiner = out.refiner_seconds;
+  if (progress) progress({"vae", 0, 0, 0, 1});
+  const auto t_vae = std::chrono::steady_clock::now();
+  res.images = impl_->vae->fhat_to_img(out.f_hat);  // [1, 3, S, S] in [-1, 1]
+  for (int64_t i = 0; i < res.images.numel(); ++i) res.images.data<float>()[i] = (res.images.data<float>()[i] + 1.0f) * 0.5f;
+  res.seconds.vae = seconds_since(t_vae);
+  res.tokens = out.tokens;  // [1, L]
+  (void)L;
+  return res;
 }
 
 }  // namespace varcode
