@@ -1,0 +1,62 @@
+// varcode public API: the multi-scale VQ-VAE (tokens <-> pixels).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "varcode/tensor.hpp"
+
+namespace varcode {
+
+struct EncodeResult {
+  Tensor tokens;               // [B, L] int64, the multi-scale token maps, scale after scale
+  Tensor f_hat;                // [B, Cvae, P, P] f32, the quantized latent
+  Tensor reconstruction;       // [B, 3, H, W] f32 in [0, 1], decode_fhat(f_hat) mapped to [0, 1]
+  std::vector<int> patch_nums;  // the schedule used
+};
+
+// A loaded VQ-VAE. Immutable; copies share the weights; const methods are thread-safe.
+class VqvaeModel {
+ public:
+  // Loads a VQ-VAE checkpoint (.pth or .safetensors) and checks every tensor against the
+  // architecture inferred from it. Error for a missing or unreadable file, a VAR transformer file,
+  // or a tensor of the wrong name or shape.
+  static VqvaeModel open(const std::string& path);
+
+  const std::string& path() const;
+  int ch() const;          // base channel count (160 for the official model)
+  int vocab() const;       // codebook size V
+  int z_channels() const;  // latent channels Cvae
+  int downsample() const;  // image side / latent side (16 for the official model)
+  bool can_encode() const;  // false for a decoder-only file
+  int64_t num_params() const;
+
+  // The scale schedule of a token count (680 -> the 256 px one, 2240 -> the 512 px one); Error
+  // for a count that matches none.
+  static std::vector<int> schedule_for_tokens(int64_t total_tokens);
+  // Image side decoded from `total_tokens` tokens: pn_last * downsample().
+  int image_size_for_tokens(int64_t total_tokens) const;
+  // The schedule whose latent is image_side / downsample() (256 -> 16 -> the 256 px schedule,
+  // 512 -> 32 -> the 512 px one); Error when none fits.
+  std::vector<int> schedule_for_image_size(int image_side) const;
+
+  // tokens [B, L] int64 in [0, V) -> image [B, 3, H, W] f32 in [0, 1].
+  Tensor decode_tokens(const Tensor& tokens_BL) const;
+  // f_hat [B, Cvae, P, P] f32 -> clamp(decoder(post_quant_conv(f_hat)), -1, 1), [B, 3, H, W].
+  Tensor decode_fhat(const Tensor& f_hat) const;
+  // img [B, 3, S, S] or [3, S, S] f32 in [-1, 1], S = image side of a known schedule
+  // (schedule_for_image_size) -> tokens, f_hat, reconstruction.
+  EncodeResult encode(const Tensor& img) const;
+
+  // Brings a picture [3, H, W] (any size, values in [0, 1]) to the encoder's square input
+  // [3, side, side]: centre crop to a square, then an exact area (box) filter when shrinking or
+  // bicubic (A = -0.75, clamped to [0, 1]) when enlarging.
+  static Tensor fit_image(const Tensor& img_chw, int side);
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace varcode

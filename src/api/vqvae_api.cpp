@@ -1,0 +1,95 @@
+// The public VqvaeModel over model::Vqvae.
+#include "varcode/vqvae.hpp"
+
+#include "io/checkpoint.hpp"
+#include "kernels/cpu/image_resize.hpp"
+#include "model/config.hpp"
+#include "model/vqvae.hpp"
+
+namespace varcode {
+
+struct VqvaeModel::Impl {
+  io::Checkpoint ckpt;  // keeps the memory-mapped weights alive
+  model::Vqvae vae;
+};
+
+namespace {
+
+// The schedules the engine knows: those of the official 256 px and 512 px models.
+constexpr int64_t kKnownTokenCounts[] = {680, 2240};
+
+}  // namespace
+
+VqvaeModel VqvaeModel::open(const std::string& path) {
+  auto impl = std::make_shared<Impl>();
+  impl->ckpt = io::load_checkpoint(path);
+  impl->vae = model::Vqvae::load(impl->ckpt);
+  VqvaeModel m;
+  m.impl_ = std::move(impl);
+  return m;
+}
+
+const std::string& VqvaeModel::path() const { return impl_->ckpt.path; }
+int VqvaeModel::ch() const { return impl_->vae.config().ch; }
+int VqvaeModel::vocab() const { return impl_->vae.config().vocab; }
+int VqvaeModel::z_channels() const { return impl_->vae.config().z_channels; }
+int VqvaeModel::downsample() const { return impl_->vae.config().downsample(); }
+bool VqvaeModel::can_encode() const { return impl_->vae.has_encoder(); }
+int64_t VqvaeModel::num_params() const { return impl_->vae.config().params; }
+
+std::vector<int> VqvaeModel::schedule_for_tokens(int64_t total_tokens) {
+  if (total_tokens <= 0 || total_tokens > (int64_t{1} << 30))
+    throw Error("a token count of " + std::to_string(total_tokens) + " matches no known scale schedule");
+  return model::schedule_for_tokens(static_cast<int>(total_tokens));
+}
+
+int VqvaeModel::image_size_for_tokens(int64_t total_tokens) const {
+  return impl_->vae.image_size(schedule_for_tokens(total_tokens));
+}
+
+std::vector<int> VqvaeModel::schedule_for_image_size(int image_side) const {
+  std::string known;
+  for (int64_t L : kKnownTokenCounts) {
+    std::vector<int> s = model::schedule_for_tokens(static_cast<int>(L));
+    const int side = impl_->vae.image_size(s);
+    if (side == image_side) return s;
+    known += (known.empty() ? "" : " or ") + std::to_string(side);
+  }
+  throw Error("an image of side " + std::to_string(image_side) + " fits no scale schedule of this VQ-VAE (" + known +
+              " px)");
+}
+
+Tensor VqvaeModel::decode_tokens(const Tensor& tokens_BL) const {
+  if (tokens_BL.dtype() != DType::i64 || tokens_BL.ndim() != 2 || tokens_BL.dim(0) < 1)
+    throw Error("tokens must be int64 [B, L], got " + std::string(dtype_name(tokens_BL.dtype())) + " " +
+                shape_str(tokens_BL.shape()));
+  Tensor img = impl_->vae.tokens_to_img(tokens_BL, schedule_for_tokens(tokens_BL.dim(1)));  // [B, 3, H, W]
+  float* p = img.data<float>();
+  for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;  // the reference's add_(1).mul_(0.5)
+  return img;
+}
+
+Tensor VqvaeModel::decode_fhat(const Tensor& f_hat) const { return impl_->vae.fhat_to_img(f_hat); }
+
+EncodeResult VqvaeModel::encode(const Tensor& img) const {
+  if (!can_encode()) throw Error(path() + ": this VQ-VAE file has no encoder: cannot encode");
+  Tensor x = img.ndim() == 3 ? img.reshape({1, img.dim(0), img.dim(1), img.dim(2)}) : img;  // [B, 3, S, S]
+  if (x.dtype() != DType::f32 || x.ndim() != 4 || x.dim(1) != 3 || x.dim(2) != x.dim(3))
+    throw Error("encode: image must be f32 [B, 3, S, S] or [3, S, S], got " + std::string(dtype_name(img.dtype())) +
+                " " + shape_str(img.shape()));
+  EncodeResult r;
+  r.patch_nums = schedule_for_image_size(static_cast<int>(x.dim(2)));
+  model::Quantizer::Quantized q = impl_->vae.img_to_tokens(x, r.patch_nums);
+  r.tokens = q.tokens;
+  r.f_hat = q.f_hat;
+  r.reconstruction = impl_->vae.fhat_to_img(q.f_hat);  // [B, 3, S, S]
+  float* p = r.reconstruction.data<float>();
+  for (int64_t i = 0; i < r.reconstruction.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
+  return r;
+}
+
+Tensor VqvaeModel::fit_image(const Tensor& img_chw, int side) {
+  return kernels::cpu::fit_square(img_chw, side, 0.0f, 1.0f);  // [3, side, side]
+}
+
+}  // namespace varcode
