@@ -99,7 +99,4 @@ class Generator {
   std::shared_ptr<const Impl> impl_;
 };
 
-// True when this CPU runs bf16 dot products natively (AVX512-BF16 or AMX).
-bool cpu_has_bf16();
-
 }  // namespace varcode

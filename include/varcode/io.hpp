@@ -2,6 +2,7 @@
 // atomic (a temporary file renamed into place): on error no partial file is left behind.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "varcode/tensor.hpp"
 
@@ -20,5 +21,18 @@ void save_png(const std::string& path, const Tensor& img_chw);
 // f32 [B, 3, H, W] -> one [3, rows * H, cols * W] grid, cols = ceil(sqrt(B)), rows = ceil(B / cols),
 // images in row-major order, empty cells black; B = 1 gives the image itself.
 Tensor image_grid(const Tensor& images);
+
+// DIR/<names[i]>.png for each image of [B, 3, H, W] (DIR/000000.png ... when names is empty);
+// the directory is created.
+void save_pngs(const std::string& dir, const Tensor& images, const std::vector<std::string>& names = {});
+
+// A picture for the VQ-VAE at `side` pixels: a PNG of any size goes through
+// VqvaeModel::fit_image (centre crop, area filter when shrinking, bicubic when enlarging); an
+// .npy must be f32 [1, 3, side, side] or [3, side, side] in [0, 1] and is used as it is.
+// Returns [3, side, side] in [0, 1]. `orig_h`/`orig_w` (optional) receive the file's size.
+Tensor load_picture(const std::string& path, int side, int* orig_h = nullptr, int* orig_w = nullptr);
+// A mask [H, W] at a picture's original resolution -> [side, side] by the same centre crop as
+// fit_image, then nearest sampling.
+Tensor fit_mask(const Tensor& mask_hw, int side);
 
 }  // namespace varcode

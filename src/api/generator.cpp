@@ -1,7 +1,5 @@
 #include "varcode/generator.hpp"
 
-#include <cpuid.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -10,18 +8,9 @@
 #include "model/collaborative_decoder.hpp"
 #include "model/var_transformer.hpp"
 #include "model/vqvae.hpp"
+#include "varcode/runtime.hpp"
 
 namespace varcode {
-
-bool cpu_has_bf16() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool amx_bf16 = (d >> 22) & 1u;
-  const unsigned max_sub = a;
-  bool avx512_bf16 = false;
-  if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) avx512_bf16 = (a >> 5) & 1u;
-  return avx512_bf16 || amx_bf16;
-}
 
 struct Generator::Impl {
   std::unique_ptr<model::Vqvae> vae;

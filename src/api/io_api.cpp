@@ -2,10 +2,13 @@
 #include "varcode/io.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "io/npy.hpp"
 #include "io/png.hpp"
+#include "varcode/vqvae.hpp"
 
 namespace varcode {
 
@@ -48,6 +51,59 @@ Tensor image_grid(const Tensor& images) {
                     images.data<float>() + ((b * 3 + c) * H + y) * W, sizeof(float) * static_cast<size_t>(W));
   }
   return grid;
+}
+
+void save_pngs(const std::string& dir, const Tensor& images, const std::vector<std::string>& names) {
+  if (images.dtype() != DType::f32 || images.ndim() != 4 || images.dim(1) != 3)
+    throw Error("save_pngs: images must be f32 [B, 3, H, W], got " + shape_str(images.shape()));
+  const int64_t B = images.dim(0), H = images.dim(2), W = images.dim(3);
+  if (!names.empty() && static_cast<int64_t>(names.size()) != B) throw Error("save_pngs: one name per image expected");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create the output directory: " + ec.message());
+  for (int64_t b = 0; b < B; ++b) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%06lld", static_cast<long long>(b));
+    const std::string name = names.empty() ? std::string(buf) : names[static_cast<size_t>(b)];
+    io::write_png(dir + "/" + name + ".png",
+                  io::image_from_chw(images.data<float>() + b * 3 * H * W, static_cast<int>(H), static_cast<int>(W)));
+  }
+}
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+Tensor load_picture(const std::string& path, int side, int* orig_h, int* orig_w) {
+  if (ends_with(path, ".npy")) {
+    Tensor t = io::read_npy(path);
+    if (t.dtype() != DType::f32) throw Error(path + ": expected a float32 picture, got " + dtype_name(t.dtype()));
+    if (t.ndim() == 4 && t.dim(0) == 1) t = t.reshape({t.dim(1), t.dim(2), t.dim(3)});
+    if (t.ndim() != 3 || t.dim(0) != 3 || t.dim(1) != side || t.dim(2) != side)
+      throw Error(path + ": expected a picture f32 [1, 3, " + std::to_string(side) + ", " + std::to_string(side) +
+                  "] or [3, " + std::to_string(side) + ", " + std::to_string(side) + "] in [0, 1], got " +
+                  shape_str(t.shape()));
+    if (orig_h) *orig_h = side;
+    if (orig_w) *orig_w = side;
+    return t;
+  }
+  Tensor img = load_png(path);  // [3, H, W]
+  if (orig_h) *orig_h = static_cast<int>(img.dim(1));
+  if (orig_w) *orig_w = static_cast<int>(img.dim(2));
+  return VqvaeModel::fit_image(img, side);  // [3, side, side]
+}
+
+Tensor fit_mask(const Tensor& mask_hw, int side) {
+  if (mask_hw.dtype() != DType::f32 || mask_hw.ndim() != 2)
+    throw Error("mask: expected f32 [H, W], got " + shape_str(mask_hw.shape()));
+  const int64_t H = mask_hw.dim(0), W = mask_hw.dim(1), sq = std::min(H, W), y0 = (H - sq) / 2, x0 = (W - sq) / 2;
+  Tensor out = Tensor::empty(DType::f32, {side, side});  // [side, side]
+  for (int64_t i = 0; i < side; ++i)
+    for (int64_t j = 0; j < side; ++j)
+      out.data<float>()[i * side + j] = mask_hw.data<float>()[(y0 + i * sq / side) * W + x0 + j * sq / side];
+  return out;
 }
 
 }  // namespace varcode

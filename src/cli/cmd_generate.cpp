@@ -9,7 +9,8 @@
 
 #include "commands.hpp"
 #include "model_flags.hpp"
-#include "varcode/image_io.hpp"
+#include "varcode/io.hpp"
+#include "varcode/runtime.hpp"
 
 namespace varcode::cli {
 
@@ -94,7 +95,7 @@ void register_generate(CLI::App& app) {
       where = f->out_dir + "/";
     } else {
       where = f->out.empty() ? "generated.png" : f->out;
-      save_png_grid(where, res.images);
+      save_png(where, image_grid(res.images));
     }
     const double load_s = std::chrono::duration<double>(t_open - t0).count();
     const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();

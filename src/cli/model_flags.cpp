@@ -2,7 +2,8 @@
 
 #include <cmath>
 
-#include "varcode/image_io.hpp"
+#include "varcode/io.hpp"
+#include "varcode/runtime.hpp"
 
 namespace varcode::cli {
 

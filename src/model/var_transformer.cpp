@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/cpu/adaln.hpp"
+#include "kernels/cpu/silu.hpp"
 
 namespace varcode::model {
 
@@ -49,8 +50,8 @@ VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity)
       throw Error("class " + std::to_string(label) + " is outside [0, " + std::to_string(cfg_.num_classes) + ")");
     std::memcpy(st.cond.data<float>() + r * C, class_emb_.data<float>() + label * C, sizeof(float) * static_cast<size_t>(C));
   }
-  Tensor silu_cond = Tensor::empty(DType::f32, {R, C});  // [R, C]
-  kernels::cpu::silu(st.cond.data<float>(), R * C, silu_cond.data<float>());
+  Tensor silu_cond = st.cond.clone();  // [R, C]
+  kernels::cpu::silu_inplace(silu_cond);
   Tensor shared;  // [R, 6C]
   if (cfg_.shared_adaln) {
     shared = Tensor::empty(DType::f32, {R, 6 * C});

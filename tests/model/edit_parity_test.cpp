@@ -5,7 +5,8 @@
 
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
-#include "varcode/image_io.hpp"
+#include "varcode/io.hpp"
+#include "varcode/runtime.hpp"
 
 namespace varcode {
 

@@ -65,9 +65,4 @@ void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64
     }
 }
 
-void silu(const float* x, int64_t n, float* out) {
-#pragma omp parallel for if (n > (1 << 15))
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i]));
-}
-
 }  // namespace varcode::kernels::cpu

@@ -15,7 +15,4 @@ void adaln_modulate_reference(const float* x, int64_t rows, int64_t l, int64_t c
 void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64_t c, const float* gamma,
                         int64_t mod_stride);
 
-// out = SiLU(x), elementwise.
-void silu(const float* x, int64_t n, float* out);
-
 }  // namespace varcode::kernels::cpu

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "kernels/cpu/dnnl_engine.hpp"
+#include "kernels/cpu/dnnl_context.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -49,7 +49,7 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   if (m == 0) return;
-  auto& eng = dnnl_engine();
+  const auto& eng = dnnl_engine();
   std::shared_ptr<Impl::Prim> p;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
