@@ -8,6 +8,7 @@ namespace varcode::cli {
 void register_inspect(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_edit(CLI::App& app);
 void register_decode(CLI::App& app);
 void register_encode(CLI::App& app);
 

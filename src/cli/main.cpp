@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Every command's flags");
   varcode::cli::register_generate(app);
+  varcode::cli::register_edit(app);
   // decode/encode: registered once they land
 
   varcode::cli::register_inspect(app);

@@ -1,6 +1,9 @@
 #include "model_flags.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 
 #include "varcode/io.hpp"
 #include "varcode/runtime.hpp"
@@ -101,6 +104,24 @@ SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen
   }
   s.smooth = f.smooth;
   return s;
+}
+
+// One line per scale; on a terminal the line updates in place.
+ProgressFn stderr_progress(bool quiet) {
+  if (quiet) return {};
+  const bool tty = isatty(STDERR_FILENO);
+  return [tty](const ProgressEvent& e) {
+    if (e.stage == "vae") {
+      std::fprintf(stderr, "%s[vae] decoding images %lld-%lld of %lld%s", tty ? "\r\033[K" : "",
+                   static_cast<long long>(e.images_done + 1), static_cast<long long>(e.images_total),
+                   static_cast<long long>(e.images_total), tty ? "" : "\n");
+    } else {
+      std::fprintf(stderr, "%s[%s] scale %d/%d (images %lld/%lld done)%s", tty ? "\r\033[K" : "", e.stage.c_str(),
+                   e.scale + 1, e.num_scales, static_cast<long long>(e.images_done),
+                   static_cast<long long>(e.images_total), tty ? "" : "\n");
+    }
+    std::fflush(stderr);
+  };
 }
 
 }  // namespace varcode::cli

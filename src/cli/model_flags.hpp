@@ -30,5 +30,7 @@ SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen
 // "207,980" -> {207, 980}; Error naming `flag` for anything else.
 std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
 std::vector<double> parse_double_list(const std::string& s, const std::string& flag);
+// Progress on stderr: one line per scale, updated in place on a terminal; nothing when quiet.
+ProgressFn stderr_progress(bool quiet);
 
 }  // namespace varcode::cli
