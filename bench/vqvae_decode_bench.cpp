@@ -35,14 +35,14 @@ struct ConvShape {
 };
 std::vector<ConvShape> decoder_convs() {
   return {
-      {32, 32, 16, 3, 1},     {32, 640, 16, 3, 1},                          // post_quant_conv, conv_in
-      {640, 640, 16, 3, 4},   {640, 1920, 16, 1, 2}, {640, 640, 16, 1, 2},  // mid
-      {640, 640, 16, 3, 6},   {640, 1920, 16, 1, 3}, {640, 640, 16, 1, 3},  // level 4 (+ attn)
-      {640, 640, 32, 3, 1},                                                  // upsample conv
-      {640, 320, 32, 3, 1},   {320, 320, 32, 3, 5},  {640, 320, 32, 1, 1},  // level 3
-      {320, 320, 64, 3, 1},   {320, 320, 64, 3, 6},                          // upsample, level 2
-      {320, 320, 128, 3, 1},  {320, 160, 128, 3, 1}, {160, 160, 128, 3, 5}, {320, 160, 128, 1, 1},  // level 1
-      {160, 160, 256, 3, 1},  {160, 160, 256, 3, 6}, {160, 3, 256, 3, 1},   // level 0, conv_out
+      {32, 32, 16, 3, 1},    {32, 640, 16, 3, 1},                          // post_quant_conv, conv_in
+      {640, 640, 16, 3, 4},  {640, 1920, 16, 1, 2}, {640, 640, 16, 1, 2},  // mid
+      {640, 640, 16, 3, 6},  {640, 1920, 16, 1, 3}, {640, 640, 16, 1, 3},  // level 4 (+ attn)
+      {640, 640, 32, 3, 1},                                                // upsample conv
+      {640, 320, 32, 3, 1},  {320, 320, 32, 3, 5},  {640, 320, 32, 1, 1},  // level 3
+      {320, 320, 64, 3, 1},  {320, 320, 64, 3, 6},                         // upsample, level 2
+      {320, 320, 128, 3, 1}, {320, 160, 128, 3, 1}, {160, 160, 128, 3, 5}, {320, 160, 128, 1, 1},  // level 1
+      {160, 160, 256, 3, 1}, {160, 160, 256, 3, 6}, {160, 3, 256, 3, 1},                           // level 0, conv_out
   };
 }
 
@@ -59,16 +59,24 @@ void BM_VqvaeDecoderConvs(benchmark::State& state) {
   std::vector<Layer> layers;
   double flops = 0;
   for (const ConvShape& s : decoder_convs()) {
-    const auto act = layout == 1 ? memory::format_tag::any : layout == 2 ? memory::format_tag::nhwc : memory::format_tag::nchw;
+    const auto act = layout == 1   ? memory::format_tag::any
+                     : layout == 2 ? memory::format_tag::nhwc
+                                   : memory::format_tag::nchw;
     memory::desc src_md({1, s.in, s.side, s.side}, memory::data_type::f32, act);
     memory::desc dst_md({1, s.out, s.side, s.side}, memory::data_type::f32, act);
     memory::desc w_md({s.out, s.in, s.k, s.k}, memory::data_type::f32, memory::format_tag::any);
     memory::desc b_md({s.out}, memory::data_type::f32, memory::format_tag::x);
     const int p = s.k / 2;
-    dnnl::convolution_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_md, b_md, dst_md, {1, 1},
-         {p, p}, {p, p}},
-        eng);
+    dnnl::convolution_forward::primitive_desc pd({dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct,
+                                                  src_md,
+                                                  w_md,
+                                                  b_md,
+                                                  dst_md,
+                                                  {1, 1},
+                                                  {p, p},
+                                                  {p, p}},
+                                                 eng);
     layers.push_back({dnnl::convolution_forward(pd), memory(pd.src_desc(), eng), memory(pd.weights_desc(), eng),
                       memory(pd.bias_desc(), eng), memory(pd.dst_desc(), eng), s.count});
     flops += 2.0 * s.in * s.out * s.k * s.k * s.side * s.side * s.count;
@@ -81,14 +89,16 @@ void BM_VqvaeDecoderConvs(benchmark::State& state) {
   for (auto _ : state) {
     for (auto& l : layers)
       for (int i = 0; i < l.count; ++i)
-        l.conv.execute(stream, {{DNNL_ARG_SRC, l.src}, {DNNL_ARG_WEIGHTS, l.w}, {DNNL_ARG_BIAS, l.b},
-                                {DNNL_ARG_DST, l.dst}});
+        l.conv.execute(stream,
+                       {{DNNL_ARG_SRC, l.src}, {DNNL_ARG_WEIGHTS, l.w}, {DNNL_ARG_BIAS, l.b}, {DNNL_ARG_DST, l.dst}});
     stream.wait();
   }
   state.counters["GFLOP"] = flops / 1e9;
-  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
-  state.SetLabel(layout == 1 ? "activations: oneDNN's choice (any)" : layout == 2 ? "activations: NHWC" : "activations: NCHW");
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(layout == 1   ? "activations: oneDNN's choice (any)"
+                 : layout == 2 ? "activations: NHWC"
+                               : "activations: NCHW");
 }
 BENCHMARK(BM_VqvaeDecoderConvs)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 

@@ -1,11 +1,10 @@
 // The public file API over the io layer.
-#include "varcode/io.hpp"
-
 #include <cmath>
 #include <cstring>
 
 #include "io/npy.hpp"
 #include "io/png.hpp"
+#include "varcode/io.hpp"
 
 namespace varcode {
 

@@ -49,11 +49,11 @@ void run_encode(const EncodeOptions& o) {
   VqvaeModel vae = VqvaeModel::open(o.vae);
   if (!vae.can_encode()) throw Error(o.vae + ": this VQ-VAE file has no encoder");
   const int default_side = vae.image_size_for_tokens(680);  // the 256 px schedule's image
-  Tensor picture = load_picture(o, default_side);  // [3, S, S] in [0, 1]
+  Tensor picture = load_picture(o, default_side);           // [3, S, S] in [0, 1]
   if (picture.dim(1) != picture.dim(2))
     throw Error(o.image + ": an .npy image must be square, got " + shape_str(picture.shape()));
   vae.schedule_for_image_size(static_cast<int>(picture.dim(1)));  // a clear error for any other size
-  Tensor x = picture.clone();  // [3, S, S]
+  Tensor x = picture.clone();                                     // [3, S, S]
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = x.data<float>()[i] * 2.0f - 1.0f;
   EncodeResult r = vae.encode(x);
   save_npy(o.save_tokens, r.tokens);

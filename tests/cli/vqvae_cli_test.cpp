@@ -72,8 +72,7 @@ void expect_failure(const RunResult& r, const std::string& message_part, const T
   EXPECT_NE(r.err.find("varcode: error: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(message_part), std::string::npos) << "stderr: " << r.err << "\nexpected: " << message_part;
   for (const auto& e : tmp.entries())
-    EXPECT_NE(std::find(allowed_files.begin(), allowed_files.end(), e), allowed_files.end())
-        << "left behind: " << e;
+    EXPECT_NE(std::find(allowed_files.begin(), allowed_files.end(), e), allowed_files.end()) << "left behind: " << e;
 }
 
 double max_abs_err(const Tensor& a, const Tensor& b) {
@@ -92,10 +91,10 @@ Tensor tokens_of(int64_t B, int64_t L, int64_t value) {
 
 TEST(CliParity, DecodeWritesTheFixtureImage) {
   TempDir tmp;
-  const RunResult r = run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny +
-                                  "/var_drafter_tokens.npy --out " + tmp.path("grid.png") + " --save-image " +
-                                  tmp.path("img.npy"),
-                              tmp);
+  const RunResult r =
+      run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out " +
+                  tmp.path("grid.png") + " --save-image " + tmp.path("img.npy"),
+              tmp);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const double err = max_abs_err(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
   EXPECT_LE(err, kTol) << "max abs err " << err;
@@ -103,9 +102,9 @@ TEST(CliParity, DecodeWritesTheFixtureImage) {
   EXPECT_EQ(grid.width, 512);
   EXPECT_EQ(grid.height, 256);
 
-  const RunResult r2 = run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny +
-                                   "/var_drafter_tokens.npy --out-dir " + tmp.path("dir"),
-                               tmp);
+  const RunResult r2 = run_cli(
+      "decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out-dir " + tmp.path("dir"),
+      tmp);
   ASSERT_EQ(r2.exit_code, 0) << r2.err;
   EXPECT_EQ(io::read_png(tmp.path("dir/000000.png")).width, 256);
   EXPECT_TRUE(fs::exists(tmp.path("dir/000001.png")));
@@ -118,10 +117,10 @@ TEST(CliParity, EncodeNpyGivesTheFixtureTokens) {
   Tensor unit = in.clone();
   for (int64_t i = 0; i < unit.numel(); ++i) unit.data<float>()[i] = (unit.data<float>()[i] + 1.0f) * 0.5f;
   io::write_npy(tmp.path("in.npy"), unit);
-  const RunResult r = run_cli("encode --vae " + kTiny + "/vae.pth --image " + tmp.path("in.npy") +
-                                  " --save-tokens " + tmp.path("tok.npy") + " --save-image " + tmp.path("recon.npy") +
-                                  " --out " + tmp.path("recon.png"),
-                              tmp);
+  const RunResult r =
+      run_cli("encode --vae " + kTiny + "/vae.pth --image " + tmp.path("in.npy") + " --save-tokens " +
+                  tmp.path("tok.npy") + " --save-image " + tmp.path("recon.npy") + " --out " + tmp.path("recon.png"),
+              tmp);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Tensor tokens = io::read_npy(tmp.path("tok.npy"));
   Tensor want = io::read_npy(kTiny + "/vae_encode_tokens.npy");
@@ -185,8 +184,8 @@ TEST(Cli, DecodeRejectsFloatTokensAndMissingOutput) {
 
 TEST(Cli, RejectsAVarFileAsVae) {
   TempDir tmp;
-  expect_failure(run_cli("decode --vae " + kTiny + "/drafter.pth --tokens " + kTiny +
-                             "/var_drafter_tokens.npy --out " + tmp.path("o.png"),
+  expect_failure(run_cli("decode --vae " + kTiny + "/drafter.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out " +
+                             tmp.path("o.png"),
                          tmp),
                  "is a VAR transformer, expected a VQ-VAE", tmp);
   expect_failure(run_cli("encode --vae " + kTiny + "/drafter.pth --image " + kTiny + "/vae_encode_input.npy" +
