@@ -10,9 +10,9 @@
 namespace varcode {
 
 struct EncodeResult {
-  Tensor tokens;               // [B, L] int64, the multi-scale token maps, scale after scale
-  Tensor f_hat;                // [B, Cvae, P, P] f32, the quantized latent
-  Tensor reconstruction;       // [B, 3, H, W] f32 in [0, 1], decode_fhat(f_hat) mapped to [0, 1]
+  Tensor tokens;                // [B, L] int64, the multi-scale token maps, scale after scale
+  Tensor f_hat;                 // [B, Cvae, P, P] f32, the quantized latent
+  Tensor reconstruction;        // [B, 3, H, W] f32 in [0, 1], decode_fhat(f_hat) mapped to [0, 1]
   std::vector<int> patch_nums;  // the schedule used
 };
 
@@ -25,10 +25,10 @@ class VqvaeModel {
   static VqvaeModel open(const std::string& path);
 
   const std::string& path() const;
-  int ch() const;          // base channel count (160 for the official model)
-  int vocab() const;       // codebook size V
-  int z_channels() const;  // latent channels Cvae
-  int downsample() const;  // image side / latent side (16 for the official model)
+  int ch() const;           // base channel count (160 for the official model)
+  int vocab() const;        // codebook size V
+  int z_channels() const;   // latent channels Cvae
+  int downsample() const;   // image side / latent side (16 for the official model)
   bool can_encode() const;  // false for a decoder-only file
   int64_t num_params() const;
 

@@ -1,6 +1,4 @@
 // The public file API over the io layer.
-#include "varcode/io.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +6,7 @@
 
 #include "io/npy.hpp"
 #include "io/png.hpp"
+#include "varcode/io.hpp"
 #include "varcode/vqvae.hpp"
 
 namespace varcode {

@@ -1,10 +1,9 @@
 // The public VqvaeModel over model::Vqvae.
-#include "varcode/vqvae.hpp"
-
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/image_resize.hpp"
 #include "model/config.hpp"
 #include "model/vqvae.hpp"
+#include "varcode/vqvae.hpp"
 
 namespace varcode {
 

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Every command's flags");
   varcode::cli::register_generate(app);
   varcode::cli::register_edit(app);
-  // decode/encode: registered once they land
+  varcode::cli::register_decode(app);
+  varcode::cli::register_encode(app);
 
   varcode::cli::register_inspect(app);
   varcode::cli::register_convert(app);

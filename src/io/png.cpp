@@ -1,111 +1,140 @@
+// PNG via libpng. Reading uses the classic API (every colour type and depth, converted to 8-bit
+// RGB); libpng reports errors by longjmp, so the setjmp frames below hold only trivial locals.
 #include "io/png.hpp"
 
 #include <png.h>
 
 #include <algorithm>
+#include <cmath>
+#include <csetjmp>
 #include <cstdio>
-#include <memory>
+#include <cstring>
 
 #include "io/atomic_file.hpp"
+#include "io/mapped_file.hpp"
 
 namespace varcode::io {
 
 namespace {
-struct FileCloser {
-  void operator()(FILE* f) const {
-    if (f) std::fclose(f);
-  }
+
+struct ReadCtx {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t pos = 0;
+  char msg[256] = {0};
 };
 
-[[noreturn]] void png_fail(png_structp png, png_const_charp msg) {
-  (void)png;
-  throw Error(std::string("libpng: ") + msg);
+void on_error(png_structp png, png_const_charp msg) {
+  auto* c = static_cast<ReadCtx*>(png_get_error_ptr(png));
+  std::snprintf(c->msg, sizeof c->msg, "%s", msg);
+  png_longjmp(png, 1);
 }
-void png_warn(png_structp, png_const_charp) {}
+
+void on_warning(png_structp, png_const_charp) {}
+
+void on_read(png_structp png, png_bytep out, size_t n) {
+  auto* c = static_cast<ReadCtx*>(png_get_io_ptr(png));
+  if (n > c->size - c->pos) png_error(png, "unexpected end of file");
+  std::memcpy(out, c->data + c->pos, n);
+  c->pos += n;
+}
+
+// Reads the header and sets up the conversions to 8-bit RGB.
+bool read_header(ReadCtx* c, png_uint_32* w, png_uint_32* h, size_t* rowbytes) {
+  if (setjmp(png_jmpbuf(c->png))) return false;
+  png_set_read_fn(c->png, c, on_read);
+  png_set_user_limits(c->png, 1u << 16, 1u << 16);
+  png_read_info(c->png, c->info);
+  const int color = png_get_color_type(c->png, c->info);
+  png_set_expand(c->png);  // palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha
+  png_set_scale_16(c->png);
+  if (color & PNG_COLOR_MASK_ALPHA || png_get_valid(c->png, c->info, PNG_INFO_tRNS)) png_set_strip_alpha(c->png);
+  if (!(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(c->png);
+  png_set_interlace_handling(c->png);
+  png_read_update_info(c->png, c->info);
+  *w = png_get_image_width(c->png, c->info);
+  *h = png_get_image_height(c->png, c->info);
+  *rowbytes = png_get_rowbytes(c->png, c->info);
+  return true;
+}
+
+bool read_rows(ReadCtx* c, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(c->png))) return false;
+  png_read_image(c->png, rows);
+  png_read_end(c->png, nullptr);
+  return true;
+}
+
+struct ReadGuard {
+  ReadCtx* c;
+  ~ReadGuard() { png_destroy_read_struct(&c->png, c->info ? &c->info : nullptr, nullptr); }
+};
+
 }  // namespace
 
 Image8 read_png(const std::string& path) {
-  std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw Error(path + ": cannot open the picture");
-  unsigned char sig[8] = {};
-  if (std::fread(sig, 1, 8, f.get()) != 8 || png_sig_cmp(sig, 0, 8) != 0)
-    throw Error(path + ": not a PNG file");
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, png_fail, png_warn);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
-  if (!info) {
-    png_destroy_read_struct(&png, nullptr, nullptr);
-    throw Error(path + ": out of memory reading the PNG");
-  }
+  auto m = MappedFile::open(path);
+  if (m->size() < 8 || png_sig_cmp(m->data(), 0, 8) != 0) throw Error(path + ": not a PNG file (bad signature)");
+  ReadCtx c;
+  c.data = m->data();
+  c.size = m->size();
+  c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
+  if (!c.png) throw Error(path + ": cannot initialise libpng");
+  ReadGuard guard{&c};
+  c.info = png_create_info_struct(c.png);
+  if (!c.info) throw Error(path + ": cannot initialise libpng");
+  png_uint_32 w = 0, h = 0;
+  size_t rowbytes = 0;
+  if (!read_header(&c, &w, &h, &rowbytes)) throw Error(path + ": bad PNG: " + c.msg);
+  // Deflate expands at most ~1032:1 and a pixel takes at least one bit: a larger claimed image
+  // cannot be real, so do not allocate for it.
+  const uint64_t pixels = uint64_t{w} * h;
+  if (pixels > (uint64_t{1} << 28) || pixels > std::max<uint64_t>(uint64_t{m->size()} * 8 * 1032, 1 << 20))
+    throw Error(path + ": PNG of " + std::to_string(w) + "x" + std::to_string(h) + " is implausibly large for its " +
+                std::to_string(m->size()) + " bytes");
+  if (rowbytes != size_t{w} * 3) throw Error(path + ": PNG could not be converted to 8-bit RGB");
   Image8 img;
-  try {
-    png_init_io(png, f.get());
-    png_set_sig_bytes(png, 8);
-    png_read_info(png, info);
-    const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (w == 0 || h == 0 || w > 32768 || h > 32768)
-      throw Error("size " + std::to_string(w) + "x" + std::to_string(h) + " is outside 1..32768");
-    const int color = png_get_color_type(png, info);
-    if (png_get_bit_depth(png, info) == 16) png_set_strip_16(png);
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-    png_set_strip_alpha(png);
-    png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3) throw Error("unexpected row layout");
-    img.width = static_cast<int>(w);
-    img.height = static_cast<int>(h);
-    img.rgb.resize(static_cast<size_t>(w) * h * 3);
-    std::vector<png_bytep> rows(h);
-    for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.rgb.data() + static_cast<size_t>(y) * w * 3;
-    png_read_image(png, rows.data());
-    png_read_end(png, nullptr);
-  } catch (const Error& e) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    throw Error(path + ": cannot read the PNG: " + e.what());
-  }
-  png_destroy_read_struct(&png, &info, nullptr);
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(h);
+  img.rgb.resize(pixels * 3);
+  std::vector<png_bytep> rows(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.rgb.data() + size_t{y} * rowbytes;
+  if (!read_rows(&c, rows.data())) throw Error(path + ": bad PNG: " + c.msg);
   return img;
 }
 
 void write_png(const std::string& path, const Image8& img) {
-  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != static_cast<size_t>(img.width) * img.height * 3)
-    throw Error(path + ": internal: malformed image buffer");
-  write_atomically(path, [&](const std::string& tmp) {
-    std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
-    if (!f) throw Error(path + ": cannot write the PNG");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_fail, png_warn);
-    png_infop info = png ? png_create_info_struct(png) : nullptr;
-    if (!info) {
-      png_destroy_write_struct(&png, nullptr);
-      throw Error(path + ": out of memory writing the PNG");
-    }
-    try {
-      png_init_io(png, f.get());
-      png_set_IHDR(png, info, static_cast<png_uint_32>(img.width), static_cast<png_uint_32>(img.height), 8,
-                   PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-      png_write_info(png, info);
-      for (int y = 0; y < img.height; ++y)
-        png_write_row(png, const_cast<png_bytep>(img.rgb.data() + static_cast<size_t>(y) * img.width * 3));
-      png_write_end(png, nullptr);
-    } catch (const Error& e) {
-      png_destroy_write_struct(&png, &info);
-      throw Error(path + ": cannot write the PNG: " + e.what());
-    }
-    png_destroy_write_struct(&png, &info);
-    if (std::fflush(f.get()) != 0) throw Error(path + ": write failed (disk full?)");
-  });
+  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != size_t(img.width) * size_t(img.height) * 3)
+    throw Error(path + ": cannot write a " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                " PNG from " + std::to_string(img.rgb.size()) + " bytes (expected width*height*3)");
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(img.width);
+  image.height = static_cast<png_uint_32>(img.height);
+  image.format = PNG_FORMAT_RGB;
+  png_alloc_size_t bytes = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &bytes, 0, img.rgb.data(), 0, nullptr))
+    throw Error(path + ": PNG encoding failed: " + image.message);
+  std::vector<uint8_t> out(bytes);
+  if (!png_image_write_to_memory(&image, out.data(), &bytes, 0, img.rgb.data(), 0, nullptr))
+    throw Error(path + ": PNG encoding failed: " + image.message);
+  png_image_free(&image);
+  write_file_atomically(path, out.data(), bytes);
 }
 
 Image8 image_from_chw(const float* chw, int height, int width) {
   Image8 img;
   img.width = width;
   img.height = height;
-  img.rgb.resize(static_cast<size_t>(width) * height * 3);
-  const size_t plane = static_cast<size_t>(width) * height;
+  const size_t plane = size_t(height) * size_t(width);
+  img.rgb.resize(plane * 3);
   for (size_t i = 0; i < plane; ++i)
     for (size_t c = 0; c < 3; ++c) {
-      const float v = std::clamp(chw[c * plane + i], 0.0f, 1.0f);
+      float v = chw[c * plane + i];
+      v = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 1.0f);
       img.rgb[i * 3 + c] = static_cast<uint8_t>(v * 255.0f);
     }
   return img;

@@ -58,8 +58,8 @@ Quantizer Quantizer::load(WeightSource& ws, const VaeConfig& cfg) {
   q.emb_sq_.assign(static_cast<size_t>(q.vocab_), 0.0);
   for (int64_t v = 0; v < q.vocab_; ++v)
     for (int64_t c = 0; c < q.cvae_; ++c)
-      q.emb_sq_[static_cast<size_t>(v)] += q.emb_f64_[static_cast<size_t>(v * q.cvae_ + c)] *
-                                           q.emb_f64_[static_cast<size_t>(v * q.cvae_ + c)];
+      q.emb_sq_[static_cast<size_t>(v)] +=
+          q.emb_f64_[static_cast<size_t>(v * q.cvae_ + c)] * q.emb_f64_[static_cast<size_t>(v * q.cvae_ + c)];
   return q;
 }
 
@@ -111,8 +111,8 @@ Tensor Quantizer::phi(int k, const Tensor& h) const {
 
 Tensor Quantizer::embed(const Tensor& idx_Bl) const {
   if (idx_Bl.dtype() != DType::i64 || idx_Bl.ndim() != 2)
-    throw Error("quantizer: token indices must be int64 [B, l], got " + std::string(dtype_name(idx_Bl.dtype())) +
-                " " + shape_str(idx_Bl.shape()));
+    throw Error("quantizer: token indices must be int64 [B, l], got " + std::string(dtype_name(idx_Bl.dtype())) + " " +
+                shape_str(idx_Bl.shape()));
   const int64_t B = idx_Bl.dim(0), l = idx_Bl.dim(1);
   Tensor h = Tensor::empty(DType::f32, {B, l, cvae_});  // [B, l, Cvae]
   const int64_t* idx = idx_Bl.data<int64_t>();
@@ -134,11 +134,10 @@ void Quantizer::add_scale(int si, const std::vector<int>& patch_nums, const Tens
   const int pn = patch_nums[static_cast<size_t>(si)], P = patch_nums.back();
   if (h_BlC.dtype() != DType::f32 || h_BlC.shape() != Shape{f_hat.dim(0), static_cast<int64_t>(pn) * pn, cvae_})
     throw Error("add_scale: scale " + std::to_string(si) + " embedding must be f32 " +
-                shape_str({f_hat.dim(0), static_cast<int64_t>(pn) * pn, cvae_}) + ", got " +
-                shape_str(h_BlC.shape()));
-  Tensor h = to_channel_major(h_BlC, pn);                     // [B, Cvae, pn, pn]
-  if (si < SN - 1) h = kernels::cpu::bicubic_up(h, P, P);     // [B, Cvae, P, P]
-  h = phi(phi_table(SN)[static_cast<size_t>(si)], h);         // [B, Cvae, P, P]
+                shape_str({f_hat.dim(0), static_cast<int64_t>(pn) * pn, cvae_}) + ", got " + shape_str(h_BlC.shape()));
+  Tensor h = to_channel_major(h_BlC, pn);                  // [B, Cvae, pn, pn]
+  if (si < SN - 1) h = kernels::cpu::bicubic_up(h, P, P);  // [B, Cvae, P, P]
+  h = phi(phi_table(SN)[static_cast<size_t>(si)], h);      // [B, Cvae, P, P]
   float* f = f_hat.data<float>();
   const float* hp = h.data<float>();
   for (int64_t i = 0; i < f_hat.numel(); ++i) f[i] += hp[i];
@@ -168,7 +167,7 @@ Tensor Quantizer::tokens_to_fhat(const Tensor& tokens_BL, const std::vector<int>
                 std::string(dtype_name(tokens_BL.dtype())) + " " + shape_str(tokens_BL.shape()));
   const int64_t B = tokens_BL.dim(0);
   const int P = patch_nums.back();
-  Tensor h_all = embed(tokens_BL);                          // [B, L, Cvae], validates every token
+  Tensor h_all = embed(tokens_BL);                             // [B, L, Cvae], validates every token
   Tensor f_hat = Tensor::zeros(DType::f32, {B, cvae_, P, P});  // [B, Cvae, P, P]
   int64_t begin = 0;
   for (int si = 0; si < static_cast<int>(patch_nums.size()); ++si) {
@@ -190,15 +189,15 @@ Quantizer::Quantized Quantizer::quantize(const Tensor& f, const std::vector<int>
   const int64_t B = f.dim(0), L = total_tokens(patch_nums), C = cvae_;
   const std::vector<int> phis = phi_table(SN);
   Quantized out;
-  out.tokens = Tensor::empty(DType::i64, {B, L});  // [B, L]
+  out.tokens = Tensor::empty(DType::i64, {B, L});       // [B, L]
   out.f_hat = Tensor::zeros(DType::f32, {B, C, P, P});  // [B, Cvae, P, P]
-  Tensor f_rest = f.clone();                              // [B, Cvae, P, P]
+  Tensor f_rest = f.clone();                            // [B, Cvae, P, P]
   int64_t begin = 0;
   for (int si = 0; si < SN; ++si) {
     const int pn = patch_nums[static_cast<size_t>(si)];
     const int64_t n = static_cast<int64_t>(pn) * pn;
     Tensor z = to_token_major(si < SN - 1 ? kernels::cpu::area_down(f_rest, pn, pn) : f_rest);  // [B, pn^2, Cvae]
-    Tensor idx = Tensor::empty(DType::i64, {B, n});                                           // [B, pn^2]
+    Tensor idx = Tensor::empty(DType::i64, {B, n});                                             // [B, pn^2]
     const float* zp = z.data<float>();
     int64_t* ip = idx.data<int64_t>();
     // argmin_v ||z - e_v||^2 = argmin_v (||e_v||^2 - 2 z.e_v), in float64 so that only genuine
@@ -223,9 +222,9 @@ Quantizer::Quantized Quantizer::quantize(const Tensor& f, const std::vector<int>
     }
     for (int64_t b = 0; b < B; ++b)
       std::memcpy(out.tokens.data<int64_t>() + b * L + begin, ip + b * n, sizeof(int64_t) * static_cast<size_t>(n));
-    Tensor h = to_channel_major(embed(idx), pn);          // [B, Cvae, pn, pn]
+    Tensor h = to_channel_major(embed(idx), pn);             // [B, Cvae, pn, pn]
     if (si < SN - 1) h = kernels::cpu::bicubic_up(h, P, P);  // [B, Cvae, P, P]
-    h = phi(phis[static_cast<size_t>(si)], h);            // [B, Cvae, P, P]
+    h = phi(phis[static_cast<size_t>(si)], h);               // [B, Cvae, P, P]
     float* fh = out.f_hat.data<float>();
     float* fr = f_rest.data<float>();
     const float* hp = h.data<float>();

@@ -63,9 +63,9 @@ class Quantizer {
   void check_fhat(const Tensor& f_hat, const std::vector<int>& patch_nums, const char* what) const;
 
   int vocab_ = 0, cvae_ = 0;
-  Tensor embedding_;             // [V, Cvae] f32
-  std::vector<double> emb_f64_;  // [V, Cvae], for the argmin
-  std::vector<double> emb_sq_;   // [V], squared norms of the rows
+  Tensor embedding_;                             // [V, Cvae] f32
+  std::vector<double> emb_f64_;                  // [V, Cvae], for the argmin
+  std::vector<double> emb_sq_;                   // [V], squared norms of the rows
   std::vector<kernels::cpu::Conv2d> phi_convs_;  // kNumPhi x conv3x3 Cvae -> Cvae
 };
 

@@ -40,10 +40,10 @@ ResnetBlock ResnetBlock::load(WeightSource& ws, const std::string& prefix, int i
 }
 
 Tensor ResnetBlock::forward(const Tensor& x) const {
-  Tensor h = conv1_.forward(norm1_.forward(x, /*fuse_silu=*/true));        // [B, out, H, W]
-  h = norm2_.forward(h, /*fuse_silu=*/true);                               // [B, out, H, W]
+  Tensor h = conv1_.forward(norm1_.forward(x, /*fuse_silu=*/true));             // [B, out, H, W]
+  h = norm2_.forward(h, /*fuse_silu=*/true);                                    // [B, out, H, W]
   Tensor out = nin_shortcut_.defined() ? nin_shortcut_.forward(x) : x.clone();  // [B, out, H, W]
-  conv2_.forward_accumulate(h, out);  // out = shortcut(x) + conv2(h)
+  conv2_.forward_accumulate(h, out);                                            // out = shortcut(x) + conv2(h)
   return out;
 }
 
@@ -57,9 +57,9 @@ AttnBlock AttnBlock::load(WeightSource& ws, const std::string& prefix, int chann
 
 Tensor AttnBlock::forward(const Tensor& x) const {
   Tensor qkv = qkv_.forward(norm_.forward(x, /*fuse_silu=*/false));  // [B, 3C, H, W]
-  Tensor h = kernels::cpu::vae_spatial_attention(qkv);                // [B, C, H, W]
-  Tensor out = x.clone();                                             // [B, C, H, W]
-  proj_out_.forward_accumulate(h, out);  // out = x + proj_out(h)
+  Tensor h = kernels::cpu::vae_spatial_attention(qkv);               // [B, C, H, W]
+  Tensor out = x.clone();                                            // [B, C, H, W]
+  proj_out_.forward_accumulate(h, out);                              // out = x + proj_out(h)
   return out;
 }
 

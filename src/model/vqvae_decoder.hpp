@@ -20,7 +20,7 @@ class VqvaeDecoder {
  private:
   struct Level {  // decoder.up.<level>
     std::vector<ResnetBlock> blocks;
-    std::vector<AttnBlock> attns;       // one per block at the lowest resolution, else none
+    std::vector<AttnBlock> attns;        // one per block at the lowest resolution, else none
     kernels::cpu::Conv2d upsample_conv;  // absent at level 0
   };
   int z_channels_ = 0;

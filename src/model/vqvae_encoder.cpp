@@ -39,8 +39,7 @@ Tensor VqvaeEncoder::forward(const Tensor& img) const {
   if (img.dtype() != DType::f32 || img.ndim() != 4 || img.dim(1) != in_channels_ || img.dim(2) <= 0 ||
       img.dim(3) <= 0 || img.dim(2) % ds != 0 || img.dim(3) % ds != 0)
     throw Error("VQ-VAE encoder: image must be f32 [B, " + std::to_string(in_channels_) +
-                ", H, W] with H and W positive multiples of " + std::to_string(ds) + ", got " +
-                shape_str(img.shape()));
+                ", H, W] with H and W positive multiples of " + std::to_string(ds) + ", got " + shape_str(img.shape()));
   Tensor h = conv_in_.forward(img);  // [B, ch, H, W]
   for (size_t level = 0; level < levels_.size(); ++level) {
     const Level& lv = levels_[level];
@@ -52,7 +51,7 @@ Tensor VqvaeEncoder::forward(const Tensor& img) const {
   }
   h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h)));  // [B, C_top, P, P]
   Tensor f = conv_out_.forward(norm_out_.forward(h, /*fuse_silu=*/true));  // [B, Cvae, P, P]
-  return quant_conv_.forward(f);                                            // [B, Cvae, P, P]
+  return quant_conv_.forward(f);                                           // [B, Cvae, P, P]
 }
 
 }  // namespace varcode::model

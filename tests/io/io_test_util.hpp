@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -53,6 +54,20 @@ inline void expect_error(const std::function<void()>& fn, const std::vector<std:
     const std::string msg = e.what();
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
   }
+}
+
+// Whether `p` lies in a mapping of the file `path` (per /proc/self/maps).
+inline bool points_into_file(const void* p, const std::string& path) {
+  const std::string want = std::filesystem::canonical(path).string();
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(maps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) != 2 || addr < lo || addr >= hi) continue;
+    return line.size() >= want.size() && line.compare(line.size() - want.size(), want.size(), want) == 0;
+  }
+  return false;
 }
 
 }  // namespace varcode::io

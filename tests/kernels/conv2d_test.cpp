@@ -29,8 +29,7 @@ Tensor naive_conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dGeo
               for (int64_t kx = 0; kx < kw; ++kx) {
                 const int64_t iy = oy * g.stride - g.pad_top + ky, ix = ox * g.stride - g.pad_left + kx;
                 if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                acc += static_cast<double>(xp[((n * I + i) * H + iy) * W + ix]) *
-                       wp[((o * I + i) * kh + ky) * kw + kx];
+                acc += static_cast<double>(xp[((n * I + i) * H + iy) * W + ix]) * wp[((o * I + i) * kh + ky) * kw + kx];
               }
           y.data<float>()[((n * O + o) * Ho + oy) * Wo + ox] = static_cast<float>(acc);
         }
@@ -52,9 +51,9 @@ TEST(Conv2d, MatchesNaiveReference) {
   };
   uint32_t seed = 1;
   for (const Case& c : cases) {
-    Tensor x = random_tensor({c.B, c.I, c.H, c.W}, seed++);   // [B, I, H, W]
-    Tensor w = random_tensor({c.O, c.I, c.k, c.k}, seed++);   // [O, I, k, k]
-    Tensor b = random_tensor({c.O}, seed++);                  // [O]
+    Tensor x = random_tensor({c.B, c.I, c.H, c.W}, seed++);  // [B, I, H, W]
+    Tensor w = random_tensor({c.O, c.I, c.k, c.k}, seed++);  // [O, I, k, k]
+    Tensor b = random_tensor({c.O}, seed++);                 // [O]
     Conv2d conv(w, b, c.geo);
     Tensor want = naive_conv2d(x, w, b, c.geo);
     Tensor got = conv.forward(x);

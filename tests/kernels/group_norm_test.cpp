@@ -54,9 +54,9 @@ TEST(GroupNorm, InPlaceAndErrors) {
   Tensor want = group_norm(x, gamma, beta, 32, 1e-6f, true);
   group_norm(x, gamma, beta, 32, 1e-6f, true, x);
   EXPECT_EQ(max_abs_diff(x, want), 0.0);
-  EXPECT_THROW(group_norm(random_tensor({1, 30, 2, 2}, 7), random_tensor({30}, 8), random_tensor({30}, 9), 32,
-                          1e-6f, false),
-               Error);
+  EXPECT_THROW(
+      group_norm(random_tensor({1, 30, 2, 2}, 7), random_tensor({30}, 8), random_tensor({30}, 9), 32, 1e-6f, false),
+      Error);
 }
 
 TEST(Silu, MatchesFormula) {

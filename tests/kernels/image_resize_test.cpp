@@ -16,7 +16,8 @@ TEST(ImageResize, CenterCrop) {
   ASSERT_EQ(y.shape(), (Shape{3, 5, 5}));
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t r = 0; r < 5; ++r)
-      for (int64_t j = 0; j < 5; ++j) EXPECT_EQ(y.data<float>()[(c * 5 + r) * 5 + j], x.data<float>()[(c * 5 + r) * 8 + j + 1]);
+      for (int64_t j = 0; j < 5; ++j)
+        EXPECT_EQ(y.data<float>()[(c * 5 + r) * 5 + j], x.data<float>()[(c * 5 + r) * 8 + j + 1]);
 }
 
 TEST(ImageResize, AreaIntegerRatioIsBlockMean) {
@@ -34,11 +35,11 @@ TEST(ImageResize, AreaIntegerRatioIsBlockMean) {
 
 TEST(ImageResize, AreaFractionalRatioKeepsMeanAndConstants) {
   Tensor x = random_tensor({1, 10, 10}, 3, 0.0f, 1.0f);  // [1, 10, 10]
-  Tensor y = resize_area(x, 3, 3);                      // [1, 3, 3]
+  Tensor y = resize_area(x, 3, 3);                       // [1, 3, 3]
   double mx = 0, my = 0;
   for (int64_t i = 0; i < 100; ++i) mx += x.data<float>()[i] / 100.0;
   for (int64_t i = 0; i < 9; ++i) my += y.data<float>()[i] / 9.0;
-  EXPECT_NEAR(mx, my, 1e-6);  // equal-area outputs: the mean is preserved exactly
+  EXPECT_NEAR(mx, my, 1e-6);                        // equal-area outputs: the mean is preserved exactly
   Tensor c = Tensor::empty(DType::f32, {1, 7, 7});  // [1, 7, 7]
   for (int64_t i = 0; i < 49; ++i) c.data<float>()[i] = 0.25f;
   Tensor d = resize_area(c, 3, 3);

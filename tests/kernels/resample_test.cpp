@@ -56,7 +56,8 @@ Tensor naive_area(const Tensor& x, int out_h, int out_w) {
         double acc = 0;
         for (int64_t i = h0; i < h1; ++i)
           for (int64_t j = w0; j < w1; ++j) acc += x.data<float>()[(p * in_h + i) * in_w + j];
-        y.data<float>()[(p * out_h + oy) * out_w + ox] = static_cast<float>(acc / static_cast<double>((h1 - h0) * (w1 - w0)));
+        y.data<float>()[(p * out_h + oy) * out_w + ox] =
+            static_cast<float>(acc / static_cast<double>((h1 - h0) * (w1 - w0)));
       }
   return y;
 }
@@ -80,7 +81,8 @@ TEST(Resample, BicubicOfOnePixelIsConstant) {
 }
 
 TEST(Resample, AreaDownMatchesFormula) {
-  const int sizes[][4] = {{16, 16, 13, 13}, {16, 16, 1, 1}, {16, 16, 10, 10}, {32, 32, 9, 9}, {7, 5, 3, 2}, {16, 16, 16, 16}};
+  const int sizes[][4] = {{16, 16, 13, 13}, {16, 16, 1, 1}, {16, 16, 10, 10},
+                          {32, 32, 9, 9},   {7, 5, 3, 2},   {16, 16, 16, 16}};
   uint32_t seed = 10;
   for (const auto& s : sizes) {
     Tensor x = random_tensor({2, 3, s[0], s[1]}, seed++);  // [2, 3, h, w]

@@ -51,7 +51,7 @@ TEST(Quantizer, TokensToFhatIsTheSumOfScales) {
   const Quantizer& q = vae.quantizer();
   const std::vector<int> pn{1, 2, 3, 5};
   Tensor tokens = random_tokens(2, 1 + 4 + 9 + 25, q.vocab(), 3);  // [2, 39]
-  Tensor f_hat = q.tokens_to_fhat(tokens, pn);                   // [2, 8, 5, 5]
+  Tensor f_hat = q.tokens_to_fhat(tokens, pn);                     // [2, 8, 5, 5]
   ASSERT_EQ(f_hat.shape(), (Shape{2, 8, 5, 5}));
   // Rebuilt scale by scale through the generation-time calls.
   Tensor g = Tensor::zeros(DType::f32, {2, 8, 5, 5});  // [2, 8, 5, 5]
@@ -70,8 +70,7 @@ TEST(Quantizer, TokensToFhatIsTheSumOfScales) {
       for (int64_t b = 0; b < 2; ++b)
         for (int64_t l = 0; l < pnn * pnn; ++l)
           for (int64_t c = 0; c < 8; ++c)
-            EXPECT_EQ(next.data<float>()[(b * pnn * pnn + l) * 8 + c],
-                      down.data<float>()[(b * 8 + c) * pnn * pnn + l]);
+            EXPECT_EQ(next.data<float>()[(b * pnn * pnn + l) * 8 + c], down.data<float>()[(b * 8 + c) * pnn * pnn + l]);
     }
     begin += n;
   }

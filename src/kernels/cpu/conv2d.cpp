@@ -21,9 +21,7 @@ constexpr tag kActivationTag = tag::nchw;
 struct Key {
   int64_t n, h, w;
   bool accumulate;
-  bool operator<(const Key& o) const {
-    return std::tie(n, h, w, accumulate) < std::tie(o.n, o.h, o.w, o.accumulate);
-  }
+  bool operator<(const Key& o) const { return std::tie(n, h, w, accumulate) < std::tie(o.n, o.h, o.w, o.accumulate); }
 };
 
 struct Plan {
@@ -153,8 +151,7 @@ void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
   const auto& eng = dnnl_engine();
   memory src(src_md, eng, const_cast<void*>(x.raw()));
   memory dst(dst_md, eng, y.raw());
-  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng,
-              const_cast<float*>(state_->bias.data<float>()));
+  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
   auto& stream = dnnl_stream();
   conv.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
   stream.wait();

@@ -17,7 +17,7 @@ void check_chw(const Tensor& x, const char* what) {
 
 // For each output pixel, the input pixels it covers and the fraction of it each one fills.
 struct BoxTaps {
-  std::vector<int64_t> first;  // [out]
+  std::vector<int64_t> first;               // [out]
   std::vector<std::vector<double>> weight;  // [out][taps]
 };
 

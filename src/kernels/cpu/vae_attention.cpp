@@ -18,7 +18,7 @@ using dims = memory::dims;
 struct Plans {
   dnnl::matmul scores;  // q^T k: [B, N, C] x [B, C, N] -> [B, N, N]
   memory::desc q_md, k_md, s_md;
-  dnnl::matmul mix;     // v w^T: [B, C, N] x [B, N, N] -> [B, C, N]
+  dnnl::matmul mix;  // v w^T: [B, C, N] x [B, N, N] -> [B, C, N]
   memory::desc v_md, wt_md, h_md;
 };
 

@@ -1,0 +1,107 @@
+// VQ-VAE decode timing at the official size (ch = 160, random weights), and the decoder's
+// convolutions alone with NCHW activations versus the layout oneDNN picks itself (format any) and NHWC.
+//   build/varcode_microbench --benchmark_filter=Vqvae
+#include <benchmark/benchmark.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
+
+#include "../tests/model/random_vqvae.hpp"
+#include "kernels/cpu/dnnl_context.hpp"
+#include "model/vqvae.hpp"
+
+namespace {
+
+using namespace varcode;
+
+const model::Vqvae& official_size_decoder() {
+  static const io::Checkpoint ck = testing::random_vqvae_checkpoint({160, {1, 1, 2, 2, 4}, 2, 4096, 32, false, 1});
+  static const model::Vqvae vae = model::Vqvae::load(ck);
+  return vae;
+}
+
+void BM_VqvaeDecode256(benchmark::State& state) {
+  const model::Vqvae& vae = official_size_decoder();
+  Tensor f_hat = Tensor::zeros(DType::f32, {1, 32, 16, 16});  // [1, 32, 16, 16]
+  for (int i = 0; i < f_hat.numel(); ++i) f_hat.data<float>()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  vae.fhat_to_img(f_hat);  // primitives created and weights reordered outside the timing
+  for (auto _ : state) benchmark::DoNotOptimize(vae.fhat_to_img(f_hat));
+}
+BENCHMARK(BM_VqvaeDecode256)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+
+// The 3x3 / 1x1 convolutions of one ch=160 decode at 256 px: {in, out, side, kernel, count}.
+struct ConvShape {
+  int in, out, side, k, count;
+};
+std::vector<ConvShape> decoder_convs() {
+  return {
+      {32, 32, 16, 3, 1},    {32, 640, 16, 3, 1},                          // post_quant_conv, conv_in
+      {640, 640, 16, 3, 4},  {640, 1920, 16, 1, 2}, {640, 640, 16, 1, 2},  // mid
+      {640, 640, 16, 3, 6},  {640, 1920, 16, 1, 3}, {640, 640, 16, 1, 3},  // level 4 (+ attn)
+      {640, 640, 32, 3, 1},                                                // upsample conv
+      {640, 320, 32, 3, 1},  {320, 320, 32, 3, 5},  {640, 320, 32, 1, 1},  // level 3
+      {320, 320, 64, 3, 1},  {320, 320, 64, 3, 6},                         // upsample, level 2
+      {320, 320, 128, 3, 1}, {320, 160, 128, 3, 1}, {160, 160, 128, 3, 5}, {320, 160, 128, 1, 1},  // level 1
+      {160, 160, 256, 3, 1}, {160, 160, 256, 3, 6}, {160, 3, 256, 3, 1},                           // level 0, conv_out
+  };
+}
+
+void BM_VqvaeDecoderConvs(benchmark::State& state) {
+  using dnnl::memory;
+  const int layout = static_cast<int>(state.range(0));  // 0 NCHW, 1 oneDNN's choice, 2 NHWC
+  const auto& eng = kernels::cpu::dnnl_engine();
+  auto& stream = kernels::cpu::dnnl_stream();
+  struct Layer {
+    dnnl::convolution_forward conv;
+    memory src, w, b, dst;
+    int count;
+  };
+  std::vector<Layer> layers;
+  double flops = 0;
+  for (const ConvShape& s : decoder_convs()) {
+    const auto act = layout == 1   ? memory::format_tag::any
+                     : layout == 2 ? memory::format_tag::nhwc
+                                   : memory::format_tag::nchw;
+    memory::desc src_md({1, s.in, s.side, s.side}, memory::data_type::f32, act);
+    memory::desc dst_md({1, s.out, s.side, s.side}, memory::data_type::f32, act);
+    memory::desc w_md({s.out, s.in, s.k, s.k}, memory::data_type::f32, memory::format_tag::any);
+    memory::desc b_md({s.out}, memory::data_type::f32, memory::format_tag::x);
+    const int p = s.k / 2;
+    dnnl::convolution_forward::primitive_desc pd({dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct,
+                                                  src_md,
+                                                  w_md,
+                                                  b_md,
+                                                  dst_md,
+                                                  {1, 1},
+                                                  {p, p},
+                                                  {p, p}},
+                                                 eng);
+    layers.push_back({dnnl::convolution_forward(pd), memory(pd.src_desc(), eng), memory(pd.weights_desc(), eng),
+                      memory(pd.bias_desc(), eng), memory(pd.dst_desc(), eng), s.count});
+    flops += 2.0 * s.in * s.out * s.k * s.k * s.side * s.side * s.count;
+  }
+  for (auto& l : layers)  // touch every buffer once
+    for (memory* m : {&l.src, &l.w, &l.b, &l.dst}) {
+      auto* p = static_cast<float*>(m->get_data_handle());
+      for (size_t i = 0; i < m->get_desc().get_size() / sizeof(float); ++i) p[i] = 0.01f;
+    }
+  for (auto _ : state) {
+    for (auto& l : layers)
+      for (int i = 0; i < l.count; ++i)
+        l.conv.execute(stream,
+                       {{DNNL_ARG_SRC, l.src}, {DNNL_ARG_WEIGHTS, l.w}, {DNNL_ARG_BIAS, l.b}, {DNNL_ARG_DST, l.dst}});
+    stream.wait();
+  }
+  state.counters["GFLOP"] = flops / 1e9;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(layout == 1   ? "activations: oneDNN's choice (any)"
+                 : layout == 2 ? "activations: NHWC"
+                               : "activations: NCHW");
+}
+BENCHMARK(BM_VqvaeDecoderConvs)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,223 @@
+// The decode / encode subcommands, run as the built binary: outputs, and bad inputs (non-zero
+// exit, a clear message, no output file left behind).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "io/npy.hpp"
+#include "io/png.hpp"
+#include "varcode/tensor.hpp"
+
+namespace varcode {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr double kTol = 1e-3;  // images and latents, as in the model parity tests
+const std::string kCli = VARCODE_CLI;
+const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "varcode_cli_XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    root_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  std::string path(const std::string& name) const { return root_ + "/" + name; }
+  // Everything in the folder (to check that a failed command left nothing behind).
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(root_)) out.push_back(e.path().filename().string());
+    return out;
+  }
+
+ private:
+  std::string root_;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string err;
+};
+
+// Runs `varcode <args>` with stdout discarded and stderr captured.
+RunResult run_cli(const std::string& args, const TempDir& tmp) {
+  const std::string err_file = tmp.path(".stderr");
+  const std::string cmd = "'" + kCli + "' " + args + " >/dev/null 2>'" + err_file + "'";
+  RunResult r;
+  const int status = std::system(cmd.c_str());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err_file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  fs::remove(err_file);
+  return r;
+}
+
+void expect_failure(const RunResult& r, const std::string& message_part, const TempDir& tmp,
+                    const std::vector<std::string>& allowed_files = {}) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("varcode: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(message_part), std::string::npos) << "stderr: " << r.err << "\nexpected: " << message_part;
+  for (const auto& e : tmp.entries())
+    EXPECT_NE(std::find(allowed_files.begin(), allowed_files.end(), e), allowed_files.end()) << "left behind: " << e;
+}
+
+double max_abs_err(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return INFINITY;
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    m = std::max(m, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
+  return m;
+}
+
+Tensor tokens_of(int64_t B, int64_t L, int64_t value) {
+  Tensor t = Tensor::empty(DType::i64, {B, L});  // [B, L]
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int64_t>()[i] = (i * 7 + value) % 4096;
+  return t;
+}
+
+TEST(CliParity, DecodeWritesTheFixtureImage) {
+  TempDir tmp;
+  const RunResult r =
+      run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out " +
+                  tmp.path("grid.png") + " --save-image " + tmp.path("img.npy"),
+              tmp);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const double err = max_abs_err(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
+  EXPECT_LE(err, kTol) << "max abs err " << err;
+  io::Image8 grid = io::read_png(tmp.path("grid.png"));  // two 256 px images side by side
+  EXPECT_EQ(grid.width, 512);
+  EXPECT_EQ(grid.height, 256);
+
+  const RunResult r2 = run_cli(
+      "decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out-dir " + tmp.path("dir"),
+      tmp);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(io::read_png(tmp.path("dir/000000.png")).width, 256);
+  EXPECT_TRUE(fs::exists(tmp.path("dir/000001.png")));
+  EXPECT_FALSE(fs::exists(tmp.path("dir/000002.png")));
+}
+
+TEST(CliParity, EncodeNpyGivesTheFixtureTokens) {
+  TempDir tmp;
+  Tensor in = io::read_npy(kTiny + "/vae_encode_input.npy");  // [1, 3, 256, 256] in [-1, 1]
+  Tensor unit = in.clone();
+  for (int64_t i = 0; i < unit.numel(); ++i) unit.data<float>()[i] = (unit.data<float>()[i] + 1.0f) * 0.5f;
+  io::write_npy(tmp.path("in.npy"), unit);
+  const RunResult r =
+      run_cli("encode --vae " + kTiny + "/vae.pth --image " + tmp.path("in.npy") + " --save-tokens " +
+                  tmp.path("tok.npy") + " --save-image " + tmp.path("recon.npy") + " --out " + tmp.path("recon.png"),
+              tmp);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Tensor tokens = io::read_npy(tmp.path("tok.npy"));
+  Tensor want = io::read_npy(kTiny + "/vae_encode_tokens.npy");
+  ASSERT_EQ(tokens.shape(), want.shape());
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) mismatches += tokens.data<int64_t>()[i] != want.data<int64_t>()[i];
+  EXPECT_EQ(mismatches, 0);
+  const double err = max_abs_err(io::read_npy(tmp.path("recon.npy")), io::read_npy(kTiny + "/vae_encode_recon.npy"));
+  EXPECT_LE(err, kTol) << "max abs err " << err;
+  EXPECT_EQ(io::read_png(tmp.path("recon.png")).width, 256);
+}
+
+TEST(CliParity, EncodePngOfAnySize) {
+  TempDir tmp;
+  io::Image8 im;
+  im.width = 300;
+  im.height = 200;
+  im.rgb.resize(300 * 200 * 3);
+  for (size_t i = 0; i < im.rgb.size(); ++i) im.rgb[i] = static_cast<uint8_t>((i * 31) % 251);
+  io::write_png(tmp.path("in.png"), im);
+  const RunResult r = run_cli(
+      "encode --vae " + kTiny + "/vae.pth --image " + tmp.path("in.png") + " --save-tokens " + tmp.path("tok.npy"),
+      tmp);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::read_npy(tmp.path("tok.npy")).shape(), (Shape{1, 680}));
+}
+
+TEST(Cli, DecodeRejectsTokensOutOfRange) {
+  TempDir tmp;
+  Tensor t = tokens_of(1, 680, 3);
+  t.data<int64_t>()[100] = 4096;
+  io::write_npy(tmp.path("t.npy"), t);
+  expect_failure(run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + tmp.path("t.npy") + " --out " +
+                             tmp.path("o.png") + " --save-image " + tmp.path("o.npy"),
+                         tmp),
+                 "token 4096 at position 100 of row 0 is outside the codebook [0, 4096)", tmp, {"t.npy"});
+  t.data<int64_t>()[100] = -5;
+  io::write_npy(tmp.path("t.npy"), t);
+  expect_failure(
+      run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + tmp.path("t.npy") + " --out-dir " + tmp.path("d"), tmp),
+      "outside the codebook", tmp, {"t.npy"});
+}
+
+TEST(Cli, DecodeRejectsATokenCountOfNoSchedule) {
+  TempDir tmp;
+  io::write_npy(tmp.path("t.npy"), tokens_of(2, 100, 1));
+  expect_failure(
+      run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + tmp.path("t.npy") + " --out " + tmp.path("o.png"), tmp),
+      "a token count of 100 matches no known scale schedule", tmp, {"t.npy"});
+}
+
+TEST(Cli, DecodeRejectsFloatTokensAndMissingOutput) {
+  TempDir tmp;
+  expect_failure(run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_gap.npy --out " +
+                             tmp.path("o.png"),
+                         tmp),
+                 "tokens must be an int64 array", tmp);
+  expect_failure(run_cli("decode --vae " + kTiny + "/vae.pth --tokens " + kTiny + "/var_drafter_tokens.npy", tmp),
+                 "nothing to write", tmp);
+}
+
+TEST(Cli, RejectsAVarFileAsVae) {
+  TempDir tmp;
+  expect_failure(run_cli("decode --vae " + kTiny + "/drafter.pth --tokens " + kTiny + "/var_drafter_tokens.npy --out " +
+                             tmp.path("o.png"),
+                         tmp),
+                 "is a VAR transformer, expected a VQ-VAE", tmp);
+  expect_failure(run_cli("encode --vae " + kTiny + "/drafter.pth --image " + kTiny + "/vae_encode_input.npy" +
+                             " --save-tokens " + tmp.path("t.npy"),
+                         tmp),
+                 "is a VAR transformer, expected a VQ-VAE", tmp);
+}
+
+TEST(Cli, EncodeRejectsUnreadableImages) {
+  TempDir tmp;
+  {
+    std::ofstream f(tmp.path("bad.png"), std::ios::binary);
+    f << "\x89PNG\r\n\x1a\n" << std::string(50, 'x');  // a PNG signature, then garbage
+  }
+  {
+    std::ofstream f(tmp.path("junk.bin"), std::ios::binary);
+    f << "not an image at all";
+  }
+  const std::vector<std::string> inputs{"bad.png", "junk.bin"};
+  for (const char* name : {"bad.png", "junk.bin", "missing.png"})
+    expect_failure(run_cli("encode --vae " + kTiny + "/vae.pth --image " + tmp.path(name) + " --save-tokens " +
+                               tmp.path("t.npy") + " --out " + tmp.path("r.png"),
+                           tmp),
+                   std::string(name), tmp, inputs);
+  // An .npy of a size no schedule has.
+  Tensor small = Tensor::zeros(DType::f32, {3, 100, 100});  // [3, 100, 100]
+  io::write_npy(tmp.path("small.npy"), small);
+  expect_failure(run_cli("encode --vae " + kTiny + "/vae.pth --image " + tmp.path("small.npy") + " --save-tokens " +
+                             tmp.path("t.npy"),
+                         tmp),
+                 "fits no scale schedule", tmp, {"bad.png", "junk.bin", "small.npy"});
+}
+
+}  // namespace
+}  // namespace varcode
