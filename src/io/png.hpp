@@ -13,7 +13,7 @@ struct Image8 {
   std::vector<uint8_t> rgb;  // [H, W, 3]
 };
 
-Image8 read_png(const std::string& path);  // any PNG colour type, converted to 8-bit RGB
+Image8 read_png(const std::string& path);                    // any PNG colour type, converted to 8-bit RGB
 void write_png(const std::string& path, const Image8& img);  // atomic
 
 // float [3, H, W] in [0, 1] -> bytes as the reference's sampling scripts do: x * 255, truncated

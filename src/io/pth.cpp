@@ -102,7 +102,8 @@ class PthLoader {
     ck.container = "pth";
     for (const auto& [k, v] : sd->entries) {
       if (v->kind != Kind::tensor) continue;  // e.g. `_extra_state`
-      if (k->kind != Kind::string) throw Error(name_ + ": a tensor's key is a " + pickle::kind_name(k->kind) + ", expected a str");
+      if (k->kind != Kind::string)
+        throw Error(name_ + ": a tensor's key is a " + pickle::kind_name(k->kind) + ", expected a str");
       std::string tname = k->s.rfind("module.", 0) == 0 ? k->s.substr(7) : k->s;
       Tensor t = materialize(k->s, *v);
       if (!ck.tensors.emplace(tname, std::move(t)).second)
@@ -182,7 +183,8 @@ class PthLoader {
     const std::string entry = prefix_ + "data/" + key;
     auto index = zip_.locate(entry);
     if (!index)
-      throw Error(name_ + ": tensor '" + tname + "': its storage '" + key + "' is missing (no zip entry " + entry + ")");
+      throw Error(name_ + ": tensor '" + tname + "': its storage '" + key + "' is missing (no zip entry " + entry +
+                  ")");
     StorageBytes sb;
     std::shared_ptr<const uint8_t> holder;
     sb.bytes = entry_bytes(*index, "tensor '" + tname + "'", &holder, &sb.nbytes);
@@ -207,8 +209,8 @@ class PthLoader {
       if (s < 0) throw Error(where + ": negative stride in " + tuple_str(t.stride));
     const StorageBytes& sb = storage(st.s, tname);
     if (static_cast<uint64_t>(st.storage_numel) > sb.nbytes / es)
-      throw Error(where + ": storage '" + st.s + "' claims " + std::to_string(st.storage_numel) + " elements but its entry holds " +
-                  std::to_string(sb.nbytes) + " bytes");
+      throw Error(where + ": storage '" + st.s + "' claims " + std::to_string(st.storage_numel) +
+                  " elements but its entry holds " + std::to_string(sb.nbytes) + " bytes");
     if (numel == 0) return Tensor::empty(dtype, shape);
     // Index of the view's last element; it and the first must lie inside the storage.
     int64_t last = t.offset;
@@ -237,7 +239,8 @@ class PthLoader {
   }
 
   static bool has_tensor_values(const Value* d) {
-    return std::any_of(d->entries.begin(), d->entries.end(), [](const auto& e) { return e.second->kind == Kind::tensor; });
+    return std::any_of(d->entries.begin(), d->entries.end(),
+                       [](const auto& e) { return e.second->kind == Kind::tensor; });
   }
 
   // The dict of tensors: the top object itself, or one nested under a conventional key.
@@ -245,7 +248,8 @@ class PthLoader {
     if (!v || v->kind != Kind::dict) return nullptr;
     if (has_tensor_values(v)) return v;
     if (depth >= 4) return nullptr;  // also stops on dicts that contain themselves
-    for (const char* key : {"state_dict", "model", "module", "ema", "model_ema", "net", "params", "trainer", "var_wo_ddp"})
+    for (const char* key :
+         {"state_dict", "model", "module", "ema", "model_ema", "net", "params", "trainer", "var_wo_ddp"})
       if (const Value* r = find_state_dict(pickle::dict_get(v, key), depth + 1)) return r;
     return nullptr;
   }
@@ -260,7 +264,8 @@ class PthLoader {
         keys += ", ...";
         break;
       }
-      keys += (keys.empty() ? "'" : ", '") + (k->kind == Kind::string ? k->s : std::string(pickle::kind_name(k->kind))) + "'";
+      keys += (keys.empty() ? "'" : ", '") +
+              (k->kind == Kind::string ? k->s : std::string(pickle::kind_name(k->kind))) + "'";
     }
     return "no tensors found: the top-level dict has keys [" + keys +
            "] and none of 'state_dict', 'model', 'module', 'ema', 'trainer' holds a dict of tensors";
