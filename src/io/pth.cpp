@@ -82,7 +82,7 @@ class PthLoader {
       : data_(data), size_(size), name_(name), owner_(std::move(owner)), zip_(data, size, name) {
     // Copies (compressed entries, strided views) are bounded by the file size, so that a crafted
     // file cannot make us allocate without limit.
-    budget_ = std::max<uint64_t>(uint64_t{64} << 20, uint64_t{4} * size);
+    budget_ = budget_total_ = std::max<uint64_t>(uint64_t{64} << 20, uint64_t{4} * size);
   }
 
   Checkpoint load() {
@@ -119,11 +119,14 @@ class PthLoader {
     std::shared_ptr<const void> owner;
   };
 
-  void charge(uint64_t bytes, const std::string& what) {
-    if (bytes > budget_)
-      throw Error(name_ + ": " + what + " needs " + std::to_string(bytes) +
-                  " more bytes of copies than the file's size allows; the file is inconsistent");
-    budget_ -= bytes;
+  // Reserves `count` elements of `elem_size` bytes of copies; checked before allocating.
+  void charge(uint64_t count, uint64_t elem_size, const std::string& what) {
+    if (count > budget_ / elem_size)
+      throw Error(name_ + ": " + what + " would need a copy of " + std::to_string(count) + " x " +
+                  std::to_string(elem_size) + " bytes, more than a file of " + std::to_string(size_) +
+                  " bytes can justify (overlapping views or inconsistent sizes; copies are limited to " +
+                  std::to_string(budget_total_) + " bytes in all)");
+    budget_ -= count * elem_size;
   }
 
   void find_pickle() {
@@ -160,7 +163,7 @@ class PthLoader {
     std::optional<uint64_t> off = zip_.stored_data_offset(index);
     if (off && owner_) return data_ + *off;
     if (off) {
-      charge(e.size, what);
+      charge(e.size, 1, what);
       auto buf = alloc_bytes(e.size, name_);
       std::memcpy(buf.get(), data_ + *off, e.size);
       *holder = buf;
@@ -170,7 +173,7 @@ class PthLoader {
     if (e.stored ? e.size > size_ : e.size / 1100 > e.comp_size)
       throw Error(name_ + ": zip entry '" + e.name + "' claims " + std::to_string(e.size) + " bytes from " +
                   std::to_string(e.comp_size) + " stored bytes");
-    charge(e.size, what);
+    charge(e.size, 1, what);
     auto buf = alloc_bytes(e.size, name_);
     zip_.read(index, buf.get());
     *holder = buf;
@@ -232,8 +235,8 @@ class PthLoader {
     const uint8_t* src = sb.bytes + static_cast<uint64_t>(t.offset) * es;
     if (contiguous && st.storage_type != StorageType::f64 && reinterpret_cast<uintptr_t>(src) % es == 0)
       return Tensor::borrow(dtype, shape, src, sb.owner);
+    charge(static_cast<uint64_t>(numel), dtype_size(dtype), "tensor '" + tname + "'");
     Tensor out = Tensor::empty(dtype, shape);
-    charge(out.nbytes(), "tensor '" + tname + "'");
     gather(src, st.storage_type, shape, t.stride, static_cast<uint8_t*>(out.raw()));
     return out;
   }
@@ -276,7 +279,7 @@ class PthLoader {
   std::string name_;
   std::shared_ptr<const void> owner_;
   ZipReader zip_;
-  uint64_t budget_ = 0;
+  uint64_t budget_ = 0, budget_total_ = 0;
   uint64_t pkl_index_ = 0;
   std::string prefix_;
   std::unordered_map<std::string, StorageBytes> storages_;

@@ -39,6 +39,9 @@ std::vector<std::pair<std::string, std::string>> seeds() {
                    build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive", true));
   out.emplace_back("misaligned",
                    build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive", false, 2));
+  out.emplace_back("expanded", build_pth(state_dict_pickle({{"x", "FloatStorage", "0", 6, 1, {3, 4}, {0, 1}},
+                                                            {"big", "LongStorage", "1", 1, 0, {1}, {1LL << 40}}}),
+                                         {{"0", f32_bytes(six)}, {"1", i64_bytes({1LL << 40})}}));
   return out;
 }
 
