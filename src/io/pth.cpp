@@ -42,7 +42,31 @@ std::string tuple_str(const std::vector<int64_t>& v) {
   return s + ")";
 }
 
-// Copies a strided view element by element into contiguous `dst`; f64 sources become f32.
+// One strided row; the element size is a compile-time constant in each branch so that the copies
+// are plain loads and stores.
+void gather_row(const uint8_t* src, StorageType st, int64_t n, int64_t stride, uint8_t*& dst) {
+  auto copy = [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t k = 0; k < n; ++k, dst += sizeof(T))
+      std::memcpy(dst, src + static_cast<size_t>(k * stride) * sizeof(T), sizeof(T));
+  };
+  switch (st) {
+    case StorageType::f32: copy(uint32_t{}); break;
+    case StorageType::f16:
+    case StorageType::bf16: copy(uint16_t{}); break;
+    case StorageType::i64: copy(uint64_t{}); break;
+    case StorageType::f64:
+      for (int64_t k = 0; k < n; ++k, dst += 4) {
+        double v;
+        std::memcpy(&v, src + static_cast<size_t>(k * stride) * 8, 8);
+        const float f = static_cast<float>(v);
+        std::memcpy(dst, &f, 4);
+      }
+      break;
+  }
+}
+
+// Copies a strided view into contiguous `dst`, row by row; f64 sources become f32.
 void gather(const uint8_t* src, StorageType st, const Shape& size, const std::vector<int64_t>& stride, uint8_t* dst) {
   const size_t es = pickle::storage_type_size(st);
   const size_t nd = size.size();
@@ -54,18 +78,11 @@ void gather(const uint8_t* src, StorageType st, const Shape& size, const std::ve
   for (int64_t o = 0; o < outer; ++o) {
     int64_t base = 0;
     for (size_t d = 0; d + 1 < nd; ++d) base += idx[d] * stride[d];
-    for (int64_t k = 0; k < inner; ++k) {
-      const uint8_t* s = src + static_cast<size_t>(base + k * inner_stride) * es;
-      if (st == StorageType::f64) {
-        double v;
-        std::memcpy(&v, s, 8);
-        float f = static_cast<float>(v);
-        std::memcpy(dst, &f, 4);
-        dst += 4;
-      } else {
-        std::memcpy(dst, s, es);
-        dst += es;
-      }
+    if (inner_stride == 1 && st != StorageType::f64) {  // rows of a sliced view: one block each
+      std::memcpy(dst, src + static_cast<size_t>(base) * es, static_cast<size_t>(inner) * es);
+      dst += static_cast<size_t>(inner) * es;
+    } else {
+      gather_row(src + static_cast<size_t>(base) * es, st, inner, inner_stride, dst);
     }
     for (size_t d = nd >= 2 ? nd - 2 : 0; nd >= 2; --d) {  // odometer over the outer dims
       if (++idx[d] < size[d]) break;
@@ -92,7 +109,8 @@ class PthLoader {
     {
       std::shared_ptr<const uint8_t> holder;
       uint64_t n = 0;
-      const uint8_t* pkl = entry_bytes(pkl_index_, prefix_ + "data.pkl", &holder, &n);
+      // Parsed during this call only, so even the in-memory variant may read it in place.
+      const uint8_t* pkl = entry_bytes(pkl_index_, prefix_ + "data.pkl", &holder, &n, true);
       pickle::parse(pkl, n, name_ + ": " + prefix_ + "data.pkl", doc);
     }
     const Value* sd = find_state_dict(doc.root, 0);
@@ -156,12 +174,12 @@ class PthLoader {
 
   // The whole entry: in place when stored (and we may borrow), otherwise a copy.
   const uint8_t* entry_bytes(uint64_t index, const std::string& what, std::shared_ptr<const uint8_t>* holder,
-                             uint64_t* n) {
+                             uint64_t* n, bool transient = false) {
     ZipEntryInfo e = zip_.stat(index);
     *n = e.size;
     if (e.size == 0) return nullptr;
     std::optional<uint64_t> off = zip_.stored_data_offset(index);
-    if (off && owner_) return data_ + *off;
+    if (off && (owner_ || transient)) return data_ + *off;
     if (off) {
       charge(e.size, 1, what);
       auto buf = alloc_bytes(e.size, name_);
