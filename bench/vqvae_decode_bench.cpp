@@ -6,7 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
-#include "../tests/model/random_vqvae.hpp"
+#include "model/random_checkpoint.hpp"
 #include "kernels/cpu/dnnl_context.hpp"
 #include "model/vqvae.hpp"
 
@@ -15,7 +15,7 @@ namespace {
 using namespace varcode;
 
 const model::Vqvae& official_size_decoder() {
-  static const io::Checkpoint ck = testing::random_vqvae_checkpoint({160, {1, 1, 2, 2, 4}, 2, 4096, 32, false, 1});
+  static const io::Checkpoint ck = model::random_vqvae_checkpoint({160, {1, 1, 2, 2, 4}, 2, 4096, 32, false, 1});
   static const model::Vqvae vae = model::Vqvae::load(ck);
   return vae;
 }

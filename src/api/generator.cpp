@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.hpp"
 #include "model/collaborative_decoder.hpp"
+#include "model/random_checkpoint.hpp"
 #include "model/var_transformer.hpp"
 #include "model/vqvae.hpp"
 #include "varcode/runtime.hpp"
@@ -21,7 +22,13 @@ struct Generator::Impl {
 };
 
 namespace {
+// "random:dNN" / "random" stand for random weights at the official sizes (benchmarks).
 std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType dt) {
+  if (path.rfind("random:", 0) == 0) {
+    model::RandomVarSpec spec = model::parse_random_var(path, "model");
+    spec.matrix_dtype = dt;
+    return std::make_unique<model::VarTransformer>(model::random_var_checkpoint(spec), dt);
+  }
   io::Checkpoint ckpt = io::load_checkpoint(path);
   if (model::detect_kind(ckpt) != model::ModelKind::var)
     throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
@@ -34,7 +41,9 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
   impl->dtype = dtype == ComputeDType::f32 ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
                                               : (cpu_has_bf16() ? DType::bf16 : DType::f32);
-  {
+  if (files.vae == "random") {
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({})));
+  } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
       throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");

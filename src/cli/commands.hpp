@@ -9,6 +9,7 @@ void register_inspect(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_edit(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_decode(CLI::App& app);
 void register_encode(CLI::App& app);
 

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Every command's flags");
   varcode::cli::register_generate(app);
   varcode::cli::register_edit(app);
+  varcode::cli::register_bench(app);
   varcode::cli::register_decode(app);
   varcode::cli::register_encode(app);
 

@@ -11,7 +11,7 @@
 namespace varcode::cli {
 
 void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
-  cmd->add_option("--vae", f.vae, "VQ-VAE file (vae_ch160v4096z32.pth)")->required();
+  cmd->add_option("--vae", f.vae, "VQ-VAE file (vae_ch160v4096z32.pth; `random` = random weights, official size)")->required();
   auto* model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
   auto* drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
   auto* refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");

@@ -3,17 +3,19 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 
 #include "kernels/cpu/resample.hpp"
-#include "model/random_vqvae.hpp"
+#include "model/random_checkpoint.hpp"
 #include "model/vqvae.hpp"
 
 namespace varcode::model {
 namespace {
 
-using testing::random_vqvae_checkpoint;
-using testing::RandomVqvaeSpec;
+using model::random_vqvae_checkpoint;
+using model::RandomVqvaeSpec;
 
 const std::vector<int> kSchedule256{1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
 
