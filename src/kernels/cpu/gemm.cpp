@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -23,21 +24,63 @@ dnnl::memory::data_type to_dnnl(DType dt) {
 struct Linear::Impl {
   struct Prim {
     dnnl::matmul prim;
-    dnnl::memory::desc src_md, wei_md, dst_md, bias_md;
+    dnnl::memory::desc src_md, dst_md, bias_md;
   };
   std::mutex mu;
   std::map<std::pair<int64_t, int>, std::shared_ptr<Prim>> prims;  // (M, epilogue) -> primitive
+  dnnl::memory::desc packed_md;  // the weights in the layout the matmul kernels want
+  std::shared_ptr<void> packed;  // owned bytes of packed_md
 };
 
-Linear::Linear(Tensor weight, Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {
-  if (weight_.ndim() != 2) throw Error("Linear: weight must be 2-D, got " + shape_str(weight_.shape()));
-  n_ = weight_.dim(0);
-  k_ = weight_.dim(1);
+namespace {
+// The row count whose primitive decides the packed weight layout; brgemm's layout depends on
+// N, K and the dtype, not on M, so every other M reuses it.
+constexpr int64_t kPackProbeRows = 64;
+
+dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dnnl::memory::data_type wdt,
+                                     const dnnl::memory::desc& wei_md, bool has_bias, Epilogue epilogue) {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  dnnl::memory::desc src_md({m, k}, wdt, tag::ab);
+  dnnl::memory::desc dst_md({m, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (epilogue == Epilogue::gelu_tanh) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  auto desc = has_bias ? dnnl::matmul::desc(src_md, wei_md, dnnl::memory::desc({1, n}, dt::f32, tag::ab), dst_md)
+                       : dnnl::matmul::desc(src_md, wei_md, dst_md);
+  return dnnl::matmul::primitive_desc(desc, attr, dnnl_engine());
+}
+}  // namespace
+
+Linear::Linear(Tensor weight, Tensor bias) : bias_(std::move(bias)) {
+  using tag = dnnl::memory::format_tag;
+  if (weight.ndim() != 2) throw Error("Linear: weight must be 2-D, got " + shape_str(weight.shape()));
+  n_ = weight.dim(0);
+  k_ = weight.dim(1);
+  dtype_ = weight.dtype();
   if (bias_.defined() && bias_.numel() != 0) {
     if (bias_.numel() != n_) throw Error("Linear: bias has " + std::to_string(bias_.numel()) + " elements, expected " + std::to_string(n_));
     if (bias_.dtype() != DType::f32) bias_ = bias_.to(DType::f32);
   }
   impl_ = std::make_unique<Impl>();
+  // Pack once: W^T viewed in place (logical [K, N], strides (1, K) = the stored [N, K]) is
+  // reordered into the kernels' blocked layout; the source (often a file mapping) is dropped.
+  const auto wdt = to_dnnl(dtype_);
+  dnnl::memory::desc plain_md({k_, n_}, wdt, tag::ba);
+  auto probe = make_pd(kPackProbeRows, k_, n_, wdt, dnnl::memory::desc({k_, n_}, wdt, tag::any),
+                       bias_.defined() && bias_.numel() != 0, Epilogue::none);
+  impl_->packed_md = probe.weights_desc();
+  const size_t bytes = impl_->packed_md.get_size();
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) throw Error("Linear: out of memory packing a [" + std::to_string(n_) + ", " + std::to_string(k_) + "] weight");
+  impl_->packed = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  dnnl::memory src(plain_md, dnnl_engine(), const_cast<void*>(weight.raw()));
+  dnnl::memory dst(impl_->packed_md, dnnl_engine(), impl_->packed.get());
+  dnnl::reorder(src, dst).execute(dnnl_stream(), src, dst);
+  dnnl_stream().wait();
 }
 
 Linear::Linear() = default;
@@ -45,11 +88,12 @@ Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
 
+size_t Linear::packed_bytes() const { return impl_ ? impl_->packed_md.get_size() : 0; }
+
 void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) const {
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
   if (m == 0) return;
   const auto& eng = dnnl_engine();
+  const bool has_bias = bias_.defined() && bias_.numel() != 0;
   std::shared_ptr<Impl::Prim> p;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -59,38 +103,27 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
       p = it->second;
     } else {
       p = std::make_shared<Impl::Prim>();
-      const dt wdt = to_dnnl(weight_.dtype());
-      // bf16 weights take bf16 activations; the conversion of x happens below.
-      p->src_md = dnnl::memory::desc({m, k_}, wdt, tag::ab);
-      // W^T viewed in place: logical [K, N] with strides (1, K) is the stored [N, K].
-      p->wei_md = dnnl::memory::desc({k_, n_}, wdt, tag::ba);
-      p->dst_md = dnnl::memory::desc({m, n_}, dt::f32, tag::ab);
-      const bool has_bias = bias_.defined() && bias_.numel() != 0;
-      if (has_bias) p->bias_md = dnnl::memory::desc({1, n_}, dt::f32, tag::ab);
-      dnnl::primitive_attr attr;
-      if (epilogue == Epilogue::gelu_tanh) {
-        dnnl::post_ops ops;
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
-        attr.set_post_ops(ops);
-      }
-      auto desc = has_bias ? dnnl::matmul::desc(p->src_md, p->wei_md, p->bias_md, p->dst_md)
-                           : dnnl::matmul::desc(p->src_md, p->wei_md, p->dst_md);
-      p->prim = dnnl::matmul(dnnl::matmul::primitive_desc(desc, attr, eng));
+      auto pd = make_pd(m, k_, n_, to_dnnl(dtype_), impl_->packed_md, has_bias, epilogue);
+      if (pd.weights_desc() != impl_->packed_md)
+        throw Error("internal: oneDNN wants another weight layout for " + std::to_string(m) + " rows");
+      p->src_md = pd.src_desc();
+      p->dst_md = pd.dst_desc();
+      if (has_bias) p->bias_md = pd.bias_desc();
+      p->prim = dnnl::matmul(pd);
       impl_->prims.emplace(key, p);
     }
   }
   Tensor x_conv;
   const void* src = x;
-  if (weight_.dtype() != DType::f32) {
-    x_conv = Tensor::borrow(DType::f32, {m, k_}, x, nullptr).to(weight_.dtype());
+  if (dtype_ != DType::f32) {
+    x_conv = Tensor::borrow(DType::f32, {m, k_}, x, nullptr).to(dtype_);
     src = x_conv.raw();
   }
   dnnl::memory src_mem(p->src_md, eng, const_cast<void*>(src));
-  dnnl::memory wei_mem(p->wei_md, eng, const_cast<void*>(weight_.raw()));
+  dnnl::memory wei_mem(impl_->packed_md, eng, impl_->packed.get());
   dnnl::memory dst_mem(p->dst_md, eng, y);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}};
-  if (bias_.defined() && bias_.numel() != 0)
-    args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias_md, eng, const_cast<void*>(bias_.raw())));
+  if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias_md, eng, const_cast<void*>(bias_.raw())));
   auto& strm = dnnl_stream();
   p->prim.execute(strm, args);
   strm.wait();

@@ -10,7 +10,8 @@ namespace varcode::kernels::cpu {
 enum class Epilogue { none, gelu_tanh };
 
 // An immutable linear layer. The weight tensor may borrow from a mapped checkpoint; primitives
-// are created per row count on first use and reused (thread-safe). Compute dtype follows the
+// are created per row count on first use and reused (thread-safe). The weight is packed once
+// into oneDNN's blocked layout at construction; the source tensor is not kept. Compute dtype follows the
 // stored weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation.
 class Linear {
  public:
@@ -22,15 +23,16 @@ class Linear {
 
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
-  const Tensor& weight() const { return weight_; }
+  DType dtype() const { return dtype_; }
+  size_t packed_bytes() const;
 
   // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).
   void forward(const float* x, int64_t m, float* y, Epilogue epilogue = Epilogue::none) const;
 
  private:
   struct Impl;
-  Tensor weight_;  // [N, K]
-  Tensor bias_;    // [N]
+  DType dtype_ = DType::f32;
+  Tensor bias_;  // [N]
   int64_t n_ = 0, k_ = 0;
   std::unique_ptr<Impl> impl_;
 };
