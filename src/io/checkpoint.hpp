@@ -26,6 +26,10 @@ struct Checkpoint {
 // Dispatches on the file's first bytes (zip magic -> .pth, else safetensors header); a file that
 // is neither is an Error naming the path.
 Checkpoint load_checkpoint(const std::string& path);
+// torch.save zip archives (spec §6), read with a restricted pickle reader that executes nothing.
+// The state dict may be the pickled object itself or nested under 'state_dict', 'model',
+// 'module', 'ema', 'trainer' (...); a leading 'module.' is stripped from names. DoubleStorage
+// tensors are converted to f32. Stored entries are borrowed from the file mapping.
 Checkpoint load_pth(const std::string& path);
 Checkpoint load_safetensors(const std::string& path);
 

@@ -125,18 +125,24 @@ Tensor read_npy(const std::string& path) {
   } else {
     throw Error(path + ": unsupported .npy version " + std::to_string(major));
   }
-  if (hlen > n - pre) throw Error(path + ": .npy header length " + std::to_string(hlen) + " runs past the end of the file");
+  if (hlen > n - pre)
+    throw Error(path + ": .npy header length " + std::to_string(hlen) + " runs past the end of the file");
   const std::string text(reinterpret_cast<const char*>(p + pre), hlen);
   Header h = HeaderParser(text, path).parse();
   if (h.fortran) throw Error(path + ": Fortran-order .npy arrays are not supported (expected C order)");
   DType dt;
   size_t es;
   bool u8 = false;
-  if (h.descr == "<f4") dt = DType::f32, es = 4;
-  else if (h.descr == "<i8") dt = DType::i64, es = 8;
-  else if (h.descr == "<f2") dt = DType::f16, es = 2;
-  else if (h.descr == "|u1" || h.descr == "|b1") dt = DType::f32, es = 1, u8 = true;
-  else throw Error(path + ": unsupported .npy dtype '" + h.descr + "' (expected <f4, <i8, <f2 or |u1)");
+  if (h.descr == "<f4")
+    dt = DType::f32, es = 4;
+  else if (h.descr == "<i8")
+    dt = DType::i64, es = 8;
+  else if (h.descr == "<f2")
+    dt = DType::f16, es = 2;
+  else if (h.descr == "|u1" || h.descr == "|b1")
+    dt = DType::f32, es = 1, u8 = true;
+  else
+    throw Error(path + ": unsupported .npy dtype '" + h.descr + "' (expected <f4, <i8, <f2 or |u1)");
   int64_t numel;
   try {
     numel = shape_numel(h.shape);
@@ -160,9 +166,12 @@ Tensor read_npy(const std::string& path) {
 
 void write_npy(const std::string& path, const Tensor& t) {
   const char* descr;
-  if (t.dtype() == DType::f32) descr = "<f4";
-  else if (t.dtype() == DType::i64) descr = "<i8";
-  else throw Error(path + ": write_npy supports f32 and i64 tensors, got " + dtype_name(t.dtype()));
+  if (t.dtype() == DType::f32)
+    descr = "<f4";
+  else if (t.dtype() == DType::i64)
+    descr = "<i8";
+  else
+    throw Error(path + ": write_npy supports f32 and i64 tensors, got " + dtype_name(t.dtype()));
   std::string shape = "(";
   for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
   shape += t.shape().size() == 1 ? ",)" : ")";  // a Python 1-tuple

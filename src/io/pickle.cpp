@@ -114,21 +114,27 @@ const char* opcode_name(uint8_t op) {
 
 const std::set<std::string>& allowed_globals() {
   static const std::set<std::string> g = {
-      "collections.OrderedDict",  "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
-      "torch.FloatStorage",       "torch.HalfStorage",               "torch.BFloat16Storage",
-      "torch.LongStorage",        "torch.DoubleStorage",
+      "collections.OrderedDict",
+      "torch._utils._rebuild_tensor_v2",
+      "torch._utils._rebuild_parameter",
+      "torch.FloatStorage",
+      "torch.HalfStorage",
+      "torch.BFloat16Storage",
+      "torch.LongStorage",
+      "torch.DoubleStorage",
   };
   return g;
 }
 
 bool storage_type_of(const std::string& global, StorageType* t) {
-  if (global == "torch.FloatStorage") *t = StorageType::f32;
-  else if (global == "torch.HalfStorage") *t = StorageType::f16;
-  else if (global == "torch.BFloat16Storage") *t = StorageType::bf16;
-  else if (global == "torch.LongStorage") *t = StorageType::i64;
-  else if (global == "torch.DoubleStorage") *t = StorageType::f64;
-  else return false;
-  return true;
+  static const std::pair<const char*, StorageType> types[] = {
+      {"torch.FloatStorage", StorageType::f32},     {"torch.HalfStorage", StorageType::f16},
+      {"torch.BFloat16Storage", StorageType::bf16}, {"torch.LongStorage", StorageType::i64},
+      {"torch.DoubleStorage", StorageType::f64},
+  };
+  for (const auto& [name, type] : types)
+    if (global == name) return *t = type, true;
+  return false;
 }
 
 class Reader {
@@ -141,7 +147,7 @@ class Reader {
       op_pos_ = pos_;
       uint8_t op = u8();
       switch (op) {
-        case 0x80: u8(); break;  // PROTO: the opcode set below is the real restriction
+        case 0x80: proto(); break;
         case '}': push(doc_.make(Kind::dict)); break;
         case ']': push(doc_.make(Kind::list)); break;
         case ')': push(doc_.make(Kind::tuple)); break;
@@ -172,11 +178,8 @@ class Reader {
         case 'r': put(le(4)); break;
         case 'h': get(u8()); break;
         case 'j': get(le(4)); break;
-        case '.':
-          doc_.root = pop();
-          return;
-        default:
-          fail(std::string("unsupported pickle opcode ") + opcode_name(op) + " (0x" + hex(op) + ")");
+        case '.': doc_.root = pop(); return;
+        default: fail(std::string("unsupported pickle opcode ") + opcode_name(op) + " (0x" + hex(op) + ")");
       }
     }
   }
@@ -218,6 +221,11 @@ class Reader {
     return m;
   }
 
+  // torch.save writes protocol 2; 3 adds only bytes opcodes (refused below). 4+ frame the stream.
+  void proto() {
+    uint8_t v = u8();
+    if (v < 2 || v > 3) fail("pickle protocol " + std::to_string(v) + " is not supported (expected 2)");
+  }
   void push_bool(bool b) {
     Value* v = doc_.make(Kind::boolean);
     v->b = b;
@@ -297,7 +305,8 @@ class Reader {
   }
 
   std::vector<int64_t> int_tuple(const Value* v, const char* what) {
-    if (v->kind != Kind::tuple) fail(std::string("tensor ") + what + " is a " + kind_name(v->kind) + ", expected a tuple");
+    if (v->kind != Kind::tuple)
+      fail(std::string("tensor ") + what + " is a " + kind_name(v->kind) + ", expected a tuple");
     if (v->items.size() > 64) fail(std::string("tensor ") + what + " has more than 64 dimensions");
     std::vector<int64_t> out;
     for (const Value* x : v->items) {
@@ -341,8 +350,7 @@ class Reader {
   void build() {
     pop();
     const Value* obj = pop();
-    if (obj->kind != Kind::dict && obj->kind != Kind::tensor)
-      fail(std::string("BUILD on a ") + kind_name(obj->kind));
+    if (obj->kind != Kind::dict && obj->kind != Kind::tensor) fail(std::string("BUILD on a ") + kind_name(obj->kind));
     push(obj);
   }
 
@@ -350,8 +358,14 @@ class Reader {
   std::string key_identity(const Value* k) {
     std::string id;
     switch (k->kind) {
-      case Kind::string: id = "s"; id += k->s; return id;
-      case Kind::integer: id = "i"; id += std::to_string(k->i); return id;
+      case Kind::string:
+        id = "s";
+        id += k->s;
+        return id;
+      case Kind::integer:
+        id = "i";
+        id += std::to_string(k->i);
+        return id;
       case Kind::boolean: return k->b ? "i1" : "i0";  // Python: True == 1
       case Kind::none: return "n";
       default: fail(std::string("unsupported dict key of type ") + kind_name(k->kind));
@@ -365,8 +379,10 @@ class Reader {
     if (d->kind != Kind::dict) fail(std::string("SETITEM on a ") + kind_name(d->kind));
     for (size_t k = begin; k < stack_.size(); k += 2) {
       auto [it, fresh] = d->index.emplace(key_identity(stack_[k]), d->entries.size());
-      if (fresh) d->entries.emplace_back(stack_[k], stack_[k + 1]);
-      else d->entries[it->second].second = stack_[k + 1];
+      if (fresh)
+        d->entries.emplace_back(stack_[k], stack_[k + 1]);
+      else
+        d->entries[it->second].second = stack_[k + 1];
     }
     stack_.resize(begin);
   }

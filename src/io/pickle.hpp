@@ -25,10 +25,10 @@ struct Value {
   bool b = false;
   int64_t i = 0;
   double f = 0;
-  std::string s;  // string value; global: "module.name"; storage: the key of its data/ entry
+  std::string s;                    // string value; global: "module.name"; storage: the key of its data/ entry
   std::vector<const Value*> items;  // tuple, list
   std::vector<std::pair<const Value*, const Value*>> entries;  // dict, in insertion order
-  std::unordered_map<std::string, size_t> index;  // dict: key identity -> position in entries
+  std::unordered_map<std::string, size_t> index;               // dict: key identity -> position in entries
   // storage (from a persistent id)
   StorageType storage_type = StorageType::f32;
   int64_t storage_numel = 0;

@@ -13,7 +13,9 @@ struct Image8 {
   std::vector<uint8_t> rgb;  // [H, W, 3]
 };
 
-Image8 read_png(const std::string& path);  // any PNG colour type, converted to 8-bit RGB
+// Any PNG colour type and depth, converted to 8-bit RGB: palette expanded, gray replicated, 16-bit
+// scaled to 8, alpha dropped (not composited). Error naming the path on a bad or implausibly large file.
+Image8 read_png(const std::string& path);
 void write_png(const std::string& path, const Image8& img);  // atomic
 
 // float [3, H, W] in [0, 1] -> bytes as the reference's sampling scripts do: x * 255, truncated

@@ -42,7 +42,31 @@ std::string tuple_str(const std::vector<int64_t>& v) {
   return s + ")";
 }
 
-// Copies a strided view element by element into contiguous `dst`; f64 sources become f32.
+// One strided row; the element size is a compile-time constant in each branch so that the copies
+// are plain loads and stores.
+void gather_row(const uint8_t* src, StorageType st, int64_t n, int64_t stride, uint8_t*& dst) {
+  auto copy = [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t k = 0; k < n; ++k, dst += sizeof(T))
+      std::memcpy(dst, src + static_cast<size_t>(k * stride) * sizeof(T), sizeof(T));
+  };
+  switch (st) {
+    case StorageType::f32: copy(uint32_t{}); break;
+    case StorageType::f16:
+    case StorageType::bf16: copy(uint16_t{}); break;
+    case StorageType::i64: copy(uint64_t{}); break;
+    case StorageType::f64:
+      for (int64_t k = 0; k < n; ++k, dst += 4) {
+        double v;
+        std::memcpy(&v, src + static_cast<size_t>(k * stride) * 8, 8);
+        const float f = static_cast<float>(v);
+        std::memcpy(dst, &f, 4);
+      }
+      break;
+  }
+}
+
+// Copies a strided view into contiguous `dst`, row by row; f64 sources become f32.
 void gather(const uint8_t* src, StorageType st, const Shape& size, const std::vector<int64_t>& stride, uint8_t* dst) {
   const size_t es = pickle::storage_type_size(st);
   const size_t nd = size.size();
@@ -54,18 +78,11 @@ void gather(const uint8_t* src, StorageType st, const Shape& size, const std::ve
   for (int64_t o = 0; o < outer; ++o) {
     int64_t base = 0;
     for (size_t d = 0; d + 1 < nd; ++d) base += idx[d] * stride[d];
-    for (int64_t k = 0; k < inner; ++k) {
-      const uint8_t* s = src + static_cast<size_t>(base + k * inner_stride) * es;
-      if (st == StorageType::f64) {
-        double v;
-        std::memcpy(&v, s, 8);
-        float f = static_cast<float>(v);
-        std::memcpy(dst, &f, 4);
-        dst += 4;
-      } else {
-        std::memcpy(dst, s, es);
-        dst += es;
-      }
+    if (inner_stride == 1 && st != StorageType::f64) {  // rows of a sliced view: one block each
+      std::memcpy(dst, src + static_cast<size_t>(base) * es, static_cast<size_t>(inner) * es);
+      dst += static_cast<size_t>(inner) * es;
+    } else {
+      gather_row(src + static_cast<size_t>(base) * es, st, inner, inner_stride, dst);
     }
     for (size_t d = nd >= 2 ? nd - 2 : 0; nd >= 2; --d) {  // odometer over the outer dims
       if (++idx[d] < size[d]) break;
@@ -82,7 +99,7 @@ class PthLoader {
       : data_(data), size_(size), name_(name), owner_(std::move(owner)), zip_(data, size, name) {
     // Copies (compressed entries, strided views) are bounded by the file size, so that a crafted
     // file cannot make us allocate without limit.
-    budget_ = std::max<uint64_t>(uint64_t{64} << 20, uint64_t{4} * size);
+    budget_ = budget_total_ = std::max<uint64_t>(uint64_t{64} << 20, uint64_t{4} * size);
   }
 
   Checkpoint load() {
@@ -92,7 +109,8 @@ class PthLoader {
     {
       std::shared_ptr<const uint8_t> holder;
       uint64_t n = 0;
-      const uint8_t* pkl = entry_bytes(pkl_index_, prefix_ + "data.pkl", &holder, &n);
+      // Parsed during this call only, so even the in-memory variant may read it in place.
+      const uint8_t* pkl = entry_bytes(pkl_index_, prefix_ + "data.pkl", &holder, &n, true);
       pickle::parse(pkl, n, name_ + ": " + prefix_ + "data.pkl", doc);
     }
     const Value* sd = find_state_dict(doc.root, 0);
@@ -102,7 +120,8 @@ class PthLoader {
     ck.container = "pth";
     for (const auto& [k, v] : sd->entries) {
       if (v->kind != Kind::tensor) continue;  // e.g. `_extra_state`
-      if (k->kind != Kind::string) throw Error(name_ + ": a tensor's key is a " + pickle::kind_name(k->kind) + ", expected a str");
+      if (k->kind != Kind::string)
+        throw Error(name_ + ": a tensor's key is a " + pickle::kind_name(k->kind) + ", expected a str");
       std::string tname = k->s.rfind("module.", 0) == 0 ? k->s.substr(7) : k->s;
       Tensor t = materialize(k->s, *v);
       if (!ck.tensors.emplace(tname, std::move(t)).second)
@@ -118,11 +137,14 @@ class PthLoader {
     std::shared_ptr<const void> owner;
   };
 
-  void charge(uint64_t bytes, const std::string& what) {
-    if (bytes > budget_)
-      throw Error(name_ + ": " + what + " needs " + std::to_string(bytes) +
-                  " more bytes of copies than the file's size allows; the file is inconsistent");
-    budget_ -= bytes;
+  // Reserves `count` elements of `elem_size` bytes of copies; checked before allocating.
+  void charge(uint64_t count, uint64_t elem_size, const std::string& what) {
+    if (count > budget_ / elem_size)
+      throw Error(name_ + ": " + what + " would need a copy of " + std::to_string(count) + " x " +
+                  std::to_string(elem_size) + " bytes, more than a file of " + std::to_string(size_) +
+                  " bytes can justify (overlapping views or inconsistent sizes; copies are limited to " +
+                  std::to_string(budget_total_) + " bytes in all)");
+    budget_ -= count * elem_size;
   }
 
   void find_pickle() {
@@ -152,14 +174,14 @@ class PthLoader {
 
   // The whole entry: in place when stored (and we may borrow), otherwise a copy.
   const uint8_t* entry_bytes(uint64_t index, const std::string& what, std::shared_ptr<const uint8_t>* holder,
-                             uint64_t* n) {
+                             uint64_t* n, bool transient = false) {
     ZipEntryInfo e = zip_.stat(index);
     *n = e.size;
     if (e.size == 0) return nullptr;
     std::optional<uint64_t> off = zip_.stored_data_offset(index);
-    if (off && owner_) return data_ + *off;
+    if (off && (owner_ || transient)) return data_ + *off;
     if (off) {
-      charge(e.size, what);
+      charge(e.size, 1, what);
       auto buf = alloc_bytes(e.size, name_);
       std::memcpy(buf.get(), data_ + *off, e.size);
       *holder = buf;
@@ -169,7 +191,7 @@ class PthLoader {
     if (e.stored ? e.size > size_ : e.size / 1100 > e.comp_size)
       throw Error(name_ + ": zip entry '" + e.name + "' claims " + std::to_string(e.size) + " bytes from " +
                   std::to_string(e.comp_size) + " stored bytes");
-    charge(e.size, what);
+    charge(e.size, 1, what);
     auto buf = alloc_bytes(e.size, name_);
     zip_.read(index, buf.get());
     *holder = buf;
@@ -182,7 +204,8 @@ class PthLoader {
     const std::string entry = prefix_ + "data/" + key;
     auto index = zip_.locate(entry);
     if (!index)
-      throw Error(name_ + ": tensor '" + tname + "': its storage '" + key + "' is missing (no zip entry " + entry + ")");
+      throw Error(name_ + ": tensor '" + tname + "': its storage '" + key + "' is missing (no zip entry " + entry +
+                  ")");
     StorageBytes sb;
     std::shared_ptr<const uint8_t> holder;
     sb.bytes = entry_bytes(*index, "tensor '" + tname + "'", &holder, &sb.nbytes);
@@ -207,8 +230,8 @@ class PthLoader {
       if (s < 0) throw Error(where + ": negative stride in " + tuple_str(t.stride));
     const StorageBytes& sb = storage(st.s, tname);
     if (static_cast<uint64_t>(st.storage_numel) > sb.nbytes / es)
-      throw Error(where + ": storage '" + st.s + "' claims " + std::to_string(st.storage_numel) + " elements but its entry holds " +
-                  std::to_string(sb.nbytes) + " bytes");
+      throw Error(where + ": storage '" + st.s + "' claims " + std::to_string(st.storage_numel) +
+                  " elements but its entry holds " + std::to_string(sb.nbytes) + " bytes");
     if (numel == 0) return Tensor::empty(dtype, shape);
     // Index of the view's last element; it and the first must lie inside the storage.
     int64_t last = t.offset;
@@ -230,14 +253,15 @@ class PthLoader {
     const uint8_t* src = sb.bytes + static_cast<uint64_t>(t.offset) * es;
     if (contiguous && st.storage_type != StorageType::f64 && reinterpret_cast<uintptr_t>(src) % es == 0)
       return Tensor::borrow(dtype, shape, src, sb.owner);
+    charge(static_cast<uint64_t>(numel), dtype_size(dtype), "tensor '" + tname + "'");
     Tensor out = Tensor::empty(dtype, shape);
-    charge(out.nbytes(), "tensor '" + tname + "'");
     gather(src, st.storage_type, shape, t.stride, static_cast<uint8_t*>(out.raw()));
     return out;
   }
 
   static bool has_tensor_values(const Value* d) {
-    return std::any_of(d->entries.begin(), d->entries.end(), [](const auto& e) { return e.second->kind == Kind::tensor; });
+    return std::any_of(d->entries.begin(), d->entries.end(),
+                       [](const auto& e) { return e.second->kind == Kind::tensor; });
   }
 
   // The dict of tensors: the top object itself, or one nested under a conventional key.
@@ -245,7 +269,8 @@ class PthLoader {
     if (!v || v->kind != Kind::dict) return nullptr;
     if (has_tensor_values(v)) return v;
     if (depth >= 4) return nullptr;  // also stops on dicts that contain themselves
-    for (const char* key : {"state_dict", "model", "module", "ema", "model_ema", "net", "params", "trainer", "var_wo_ddp"})
+    for (const char* key :
+         {"state_dict", "model", "module", "ema", "model_ema", "net", "params", "trainer", "var_wo_ddp"})
       if (const Value* r = find_state_dict(pickle::dict_get(v, key), depth + 1)) return r;
     return nullptr;
   }
@@ -260,7 +285,8 @@ class PthLoader {
         keys += ", ...";
         break;
       }
-      keys += (keys.empty() ? "'" : ", '") + (k->kind == Kind::string ? k->s : std::string(pickle::kind_name(k->kind))) + "'";
+      keys += (keys.empty() ? "'" : ", '") +
+              (k->kind == Kind::string ? k->s : std::string(pickle::kind_name(k->kind))) + "'";
     }
     return "no tensors found: the top-level dict has keys [" + keys +
            "] and none of 'state_dict', 'model', 'module', 'ema', 'trainer' holds a dict of tensors";
@@ -271,7 +297,7 @@ class PthLoader {
   std::string name_;
   std::shared_ptr<const void> owner_;
   ZipReader zip_;
-  uint64_t budget_ = 0;
+  uint64_t budget_ = 0, budget_total_ = 0;
   uint64_t pkl_index_ = 0;
   std::string prefix_;
   std::unordered_map<std::string, StorageBytes> storages_;

@@ -48,8 +48,11 @@ Checkpoint load_safetensors(const std::string& path) {
   if (n < 8) throw Error(path + ": too short for a safetensors file (" + std::to_string(n) + " bytes)");
   uint64_t hlen = 0;
   for (int k = 0; k < 8; ++k) hlen |= static_cast<uint64_t>(p[k]) << (8 * k);
-  if (hlen > n - 8) throw Error(path + ": safetensors header length " + std::to_string(hlen) + " runs past the end of the file (" + std::to_string(n) + " bytes)");
-  if (hlen > kMaxHeader) throw Error(path + ": safetensors header of " + std::to_string(hlen) + " bytes exceeds the 100 MB limit");
+  if (hlen > n - 8)
+    throw Error(path + ": safetensors header length " + std::to_string(hlen) + " runs past the end of the file (" +
+                std::to_string(n) + " bytes)");
+  if (hlen > kMaxHeader)
+    throw Error(path + ": safetensors header of " + std::to_string(hlen) + " bytes exceeds the 100 MB limit");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(p + 8, p + 8 + hlen);
@@ -101,7 +104,8 @@ Checkpoint load_safetensors(const std::string& path) {
     const uint64_t es = dtype_size(dt);
     if (static_cast<uint64_t>(numel) > (end - begin) / es || static_cast<uint64_t>(numel) * es != end - begin)
       throw Error(where + ": shape " + shape_str(shape) + " of " + dtype_name(dt) + " needs " +
-                  std::to_string(static_cast<uint64_t>(numel) * es) + " bytes, data_offsets span " + std::to_string(end - begin));
+                  std::to_string(static_cast<uint64_t>(numel) * es) + " bytes, data_offsets span " +
+                  std::to_string(end - begin));
     const uint8_t* src = data + begin;
     Tensor t;
     if (reinterpret_cast<uintptr_t>(src) % es == 0) {
@@ -136,9 +140,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   for (const auto* kv : order) {
     const Tensor& t = kv->second;
     if (!t.defined()) throw Error(path + ": tensor '" + kv->first + "' is undefined");
-    header[kv->first] = {{"dtype", st_dtype_name(t.dtype())},
-                         {"shape", t.shape()},
-                         {"data_offsets", {offset, offset + t.nbytes()}}};
+    header[kv->first] = {
+        {"dtype", st_dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
   std::string text = header.dump();

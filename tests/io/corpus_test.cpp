@@ -25,18 +25,23 @@ std::vector<std::pair<std::string, std::string>> seeds() {
   out.emplace_back("shared", build_pth(state_dict_pickle({{"a", "FloatStorage", "0", 6, 0, {4}, {1}, true},
                                                           {"b", "FloatStorage", "0", 6, 2, {2, 2}, {2, 1}}}),
                                        st, "drafter"));
-  out.emplace_back("nested", build_pth(state_dict_pickle({{"module.w", "FloatStorage", "0", 6, 0, {6}, {1}}},
-                                                         {"trainer", "var_wo_ddp"}),
-                                       st));
-  out.emplace_back("dtypes", build_pth(state_dict_pickle({{"h", "HalfStorage", "0", 2, 0, {2}, {1}},
-                                                          {"b", "BFloat16Storage", "1", 2, 0, {2}, {1}},
-                                                          {"l", "LongStorage", "2", 1, 0, {1}, {1}},
-                                                          {"d", "DoubleStorage", "3", 1, 0, {}, {}}}),
-                                       {{"0", u16_bytes({1, 2})}, {"1", u16_bytes({3, 4})}, {"2", i64_bytes({5})},
-                                        {"3", f64_bytes({6})}}));
-  out.emplace_back("deflate", build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive", true));
-  out.emplace_back("misaligned", build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive",
-                                           false, 2));
+  out.emplace_back(
+      "nested",
+      build_pth(state_dict_pickle({{"module.w", "FloatStorage", "0", 6, 0, {6}, {1}}}, {"trainer", "var_wo_ddp"}), st));
+  out.emplace_back(
+      "dtypes",
+      build_pth(state_dict_pickle({{"h", "HalfStorage", "0", 2, 0, {2}, {1}},
+                                   {"b", "BFloat16Storage", "1", 2, 0, {2}, {1}},
+                                   {"l", "LongStorage", "2", 1, 0, {1}, {1}},
+                                   {"d", "DoubleStorage", "3", 1, 0, {}, {}}}),
+                {{"0", u16_bytes({1, 2})}, {"1", u16_bytes({3, 4})}, {"2", i64_bytes({5})}, {"3", f64_bytes({6})}}));
+  out.emplace_back("deflate",
+                   build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive", true));
+  out.emplace_back("misaligned",
+                   build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 6, 0, {6}, {1}}}), st, "archive", false, 2));
+  out.emplace_back("expanded", build_pth(state_dict_pickle({{"x", "FloatStorage", "0", 6, 1, {3, 4}, {0, 1}},
+                                                            {"big", "LongStorage", "1", 1, 0, {1}, {1LL << 40}}}),
+                                         {{"0", f32_bytes(six)}, {"1", i64_bytes({1LL << 40})}}));
   return out;
 }
 

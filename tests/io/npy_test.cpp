@@ -1,3 +1,5 @@
+#include "io/npy.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -6,7 +8,6 @@
 #include <fstream>
 
 #include "io/atomic_file.hpp"
-#include "io/npy.hpp"
 #include "io_test_util.hpp"
 
 namespace varcode::io {

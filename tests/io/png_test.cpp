@@ -1,10 +1,11 @@
+#include "io/png.hpp"
+
 #include <gtest/gtest.h>
 #include <png.h>
 
 #include <cmath>
 #include <cstring>
 
-#include "io/png.hpp"
 #include "io_test_util.hpp"
 
 namespace varcode::io {
@@ -108,14 +109,15 @@ TEST(Png, BadFiles) {
 }
 
 TEST(Png, ImageFromChwClampsAndTruncates) {
-  const float chw[3 * 6] = {-1, 0, 0.5f, 0.999f, 1, 2,  // R
-                            NAN, 1.0f / 255, 0.75f, 0.25f, 0.1f, 3,  // G
-                            0, 0, 0, 0, 0, 0};  // B
+  const float chw[3 * 6] = {-1,  0,          0.5f,  0.999f, 1,    2,   // R
+                            NAN, 1.0f / 255, 0.75f, 0.25f,  0.1f, 3,   // G
+                            0,   0,          0,     0,      0,    0};  // B
   Image8 img = image_from_chw(chw, 2, 3);
   EXPECT_EQ(img.width, 3);
   EXPECT_EQ(img.height, 2);
   std::vector<uint8_t> r, g;
-  for (int i = 0; i < 6; ++i) r.push_back(img.rgb[static_cast<size_t>(i) * 3]), g.push_back(img.rgb[static_cast<size_t>(i) * 3 + 1]);
+  for (int i = 0; i < 6; ++i)
+    r.push_back(img.rgb[static_cast<size_t>(i) * 3]), g.push_back(img.rgb[static_cast<size_t>(i) * 3 + 1]);
   EXPECT_EQ(r, (std::vector<uint8_t>{0, 0, 127, 254, 255, 255}));
   EXPECT_EQ(g, (std::vector<uint8_t>{0, 1, 191, 63, 25, 255}));
 }

@@ -44,9 +44,9 @@ std::vector<Storage> iota_storage(int n) {
 TEST(Pth, AllDtypesZeroCopy) {
   TempDir dir;
   std::vector<TensorSpec> ts = {
-      {"h", "HalfStorage", "0", 3, 0, {3}, {1}},      {"b", "BFloat16Storage", "1", 2, 0, {2}, {1}},
-      {"l", "LongStorage", "2", 3, 0, {3}, {1}},      {"f", "FloatStorage", "3", 6, 0, {2, 3}, {3, 1}, true},
-      {"d", "DoubleStorage", "4", 2, 0, {2}, {1}},    {"s", "FloatStorage", "5", 1, 0, {}, {}},
+      {"h", "HalfStorage", "0", 3, 0, {3}, {1}},        {"b", "BFloat16Storage", "1", 2, 0, {2}, {1}},
+      {"l", "LongStorage", "2", 3, 0, {3}, {1}},        {"f", "FloatStorage", "3", 6, 0, {2, 3}, {3, 1}, true},
+      {"d", "DoubleStorage", "4", 2, 0, {2}, {1}},      {"s", "FloatStorage", "5", 1, 0, {}, {}},
       {"e", "FloatStorage", "6", 0, 0, {0, 4}, {4, 1}},
   };
   std::vector<Storage> st = {{"0", testing::u16_bytes({f32_to_f16(1.5f), f32_to_f16(-2), f32_to_f16(0.25f)})},
@@ -94,11 +94,11 @@ TEST(Pth, StridedViewIsCopiedContiguous) {
   EXPECT_EQ(values<float>(t), (std::vector<float>{0, 3, 1, 4, 2, 5}));
   EXPECT_FALSE(points_into_file(t.raw(), path));
   // An expanded view (stride 0) and a sliced 3-d view with an offset.
-  const std::string p2 = file_with(
-      dir, "e.pth",
-      build_pth(state_dict_pickle({{"x", "FloatStorage", "0", 24, 1, {2, 2, 2}, {12, 4, 2}},
-                                   {"y", "FloatStorage", "0", 24, 5, {3, 2}, {0, 1}}}),
-                iota_storage(24)));
+  const std::string p2 =
+      file_with(dir, "e.pth",
+                build_pth(state_dict_pickle({{"x", "FloatStorage", "0", 24, 1, {2, 2, 2}, {12, 4, 2}},
+                                             {"y", "FloatStorage", "0", 24, 5, {3, 2}, {0, 1}}}),
+                          iota_storage(24)));
   Checkpoint c2 = load_pth(p2);
   EXPECT_EQ(values<float>(c2.tensor("x")), (std::vector<float>{1, 3, 5, 7, 13, 15, 17, 19}));
   EXPECT_EQ(values<float>(c2.tensor("y")), (std::vector<float>{5, 6, 5, 6, 5, 6}));
@@ -106,10 +106,10 @@ TEST(Pth, StridedViewIsCopiedContiguous) {
 
 TEST(Pth, TensorsShareOneStorage) {
   TempDir dir;
-  const std::string path = file_with(
-      dir, "s.pth",
-      build_pth(state_dict_pickle({{"a", "FloatStorage", "0", 10, 0, {4}, {1}}, {"b", "FloatStorage", "0", 10, 4, {2, 3}, {3, 1}}}),
-                iota_storage(10)));
+  const std::string path = file_with(dir, "s.pth",
+                                     build_pth(state_dict_pickle({{"a", "FloatStorage", "0", 10, 0, {4}, {1}},
+                                                                  {"b", "FloatStorage", "0", 10, 4, {2, 3}, {3, 1}}}),
+                                               iota_storage(10)));
   Checkpoint ck = load_pth(path);
   const Tensor& a = ck.tensor("a");
   const Tensor& b = ck.tensor("b");
@@ -150,10 +150,9 @@ TEST(Pth, CompressedAndMisalignedEntriesAreCopied) {
   EXPECT_FALSE(points_into_file(m.tensor("w").raw(), misaligned));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(m.tensor("w").raw()) % 4, 0u);
   // 2-byte elements at a 2-byte boundary are still used in place.
-  const std::string half = file_with(
-      dir, "h.pth",
-      build_pth(state_dict_pickle({{"h", "HalfStorage", "0", 2, 0, {2}, {1}}}), {{"0", testing::u16_bytes({1, 2})}},
-                "archive", false, 2));
+  const std::string half = file_with(dir, "h.pth",
+                                     build_pth(state_dict_pickle({{"h", "HalfStorage", "0", 2, 0, {2}, {1}}}),
+                                               {{"0", testing::u16_bytes({1, 2})}}, "archive", false, 2));
   Checkpoint h = load_pth(half);
   EXPECT_TRUE(points_into_file(h.tensor("h").raw(), half));
 }
@@ -172,11 +171,12 @@ TEST(Pth, Zip64OffsetsPastFourGiB) {
 // ---- bad input: every failure names the file and the problem ----
 
 void expect_pth_error(const std::string& bytes, const std::vector<std::string>& parts) {
-  expect_error([&] { load_pth_from_memory(bytes.data(), bytes.size(), "bad.pth"); }, [&] {
-    auto p = parts;
-    p.push_back("bad.pth");
-    return p;
-  }());
+  expect_error([&] { load_pth_from_memory(bytes.data(), bytes.size(), "bad.pth"); },
+               [&] {
+                 auto p = parts;
+                 p.push_back("bad.pth");
+                 return p;
+               }());
 }
 
 std::string pth_with_pickle(const std::string& pickle) { return build_pth(pickle, iota_storage(4)); }
@@ -184,7 +184,8 @@ std::string pth_with_pickle(const std::string& pickle) { return build_pth(pickle
 TEST(PthErrors, TruncatedEmptyRandom) {
   TempDir dir;
   const std::string good = build_pth(state_dict_pickle({{"w", "FloatStorage", "0", 4, 0, {4}, {1}}}), iota_storage(4));
-  for (size_t cut : {size_t{1}, size_t{4}, size_t{30}, good.size() / 3, good.size() / 2, good.size() - 23, good.size() - 1}) {
+  for (size_t cut :
+       {size_t{1}, size_t{4}, size_t{30}, good.size() / 3, good.size() / 2, good.size() - 23, good.size() - 1}) {
     const std::string p = file_with(dir, "cut" + std::to_string(cut) + ".pth", good.substr(0, cut));
     expect_error([&] { load_pth(p); }, {p, "zip"});
   }
@@ -207,8 +208,9 @@ TEST(PthErrors, ZipWithoutDataPkl) {
 }
 
 TEST(PthErrors, ForbiddenGlobalsAndOpcodes) {
-  expect_pth_error(pth_with_pickle(Pickler().proto().global("os", "system").str("ls").op('\x85').op('R').stop().bytes()),
-                   {"forbidden pickle global 'os.system'"});
+  expect_pth_error(
+      pth_with_pickle(Pickler().proto().global("os", "system").str("ls").op('\x85').op('R').stop().bytes()),
+      {"forbidden pickle global 'os.system'"});
   expect_pth_error(pth_with_pickle(Pickler().proto().global("torch", "IntStorage").stop().bytes()),
                    {"forbidden pickle global 'torch.IntStorage'"});
   expect_pth_error(pth_with_pickle(Pickler().proto().mark().raw("ios\nsystem\n").stop().bytes()),
@@ -216,13 +218,21 @@ TEST(PthErrors, ForbiddenGlobalsAndOpcodes) {
   expect_pth_error(pth_with_pickle(Pickler().proto().str("os").str("system").op('\x93').stop().bytes()),
                    {"unsupported pickle opcode STACK_GLOBAL"});
   expect_pth_error(pth_with_pickle(Pickler().proto().op('\xff').bytes()), {"unsupported pickle opcode unknown (0xff)"});
+  expect_pth_error(pth_with_pickle(Pickler().raw("\x80\x04\x95").stop().bytes()),
+                   {"pickle protocol 4 is not supported"});
   expect_pth_error(pth_with_pickle(Pickler().proto().global("torch", "FloatStorage").op(')').op('R').stop().bytes()),
                    {"'torch.FloatStorage' cannot be called"});
 }
 
 TEST(PthErrors, MalformedPickles) {
   expect_pth_error(pth_with_pickle(Pickler().proto().op('}').bytes()), {"truncated pickle"});
-  expect_pth_error(pth_with_pickle(Pickler().proto().op('X').raw("\xff\xff\xff\x7f" "abc").bytes()), {"runs past the end"});
+  expect_pth_error(pth_with_pickle(Pickler()
+                                       .proto()
+                                       .op('X')
+                                       .raw("\xff\xff\xff\x7f"
+                                            "abc")
+                                       .bytes()),
+                   {"runs past the end"});
   expect_pth_error(pth_with_pickle(Pickler().proto().op('h').raw("\x05").stop().bytes()), {"memo entry 5"});
   expect_pth_error(pth_with_pickle(Pickler().proto().op('s').stop().bytes()), {"stack underflow"});
   expect_pth_error(pth_with_pickle(Pickler().proto().op('t').stop().bytes()), {"MARK missing"});
@@ -231,8 +241,17 @@ TEST(PthErrors, MalformedPickles) {
   expect_pth_error(pth_with_pickle(Pickler().proto().op('}').str("epoch").integer(3).op('s').stop().bytes()),
                    {"no tensors found", "'epoch'"});
   // A dict that contains itself must not recurse forever.
-  expect_pth_error(pth_with_pickle(Pickler().proto().op('}').op('q').raw(std::string(1, '\0')).str("state_dict").op('h')
-                                       .raw(std::string(1, '\0')).op('s').stop().bytes()),
+  expect_pth_error(pth_with_pickle(Pickler()
+                                       .proto()
+                                       .op('}')
+                                       .op('q')
+                                       .raw(std::string(1, '\0'))
+                                       .str("state_dict")
+                                       .op('h')
+                                       .raw(std::string(1, '\0'))
+                                       .op('s')
+                                       .stop()
+                                       .bytes()),
                    {"no tensors found"});
   TensorSpec dup{"module.a", "FloatStorage", "0", 4, 0, {4}, {1}};
   TensorSpec plain = dup;
@@ -242,7 +261,8 @@ TEST(PthErrors, MalformedPickles) {
 
 TEST(PthErrors, TensorsOutsideTheirStorage) {
   auto one = [](TensorSpec t) { return pth_with_pickle(state_dict_pickle({t})); };
-  expect_pth_error(one({"w", "FloatStorage", "0", 4, 0, {5}, {1}}), {"tensor 'w'", "runs past the end of its storage '0'"});
+  expect_pth_error(one({"w", "FloatStorage", "0", 4, 0, {5}, {1}}),
+                   {"tensor 'w'", "runs past the end of its storage '0'"});
   expect_pth_error(one({"w", "FloatStorage", "0", 4, 3, {2}, {1}}), {"tensor 'w'", "runs past"});
   expect_pth_error(one({"w", "FloatStorage", "0", 4, 0, {2, 2}, {3, 1}}), {"tensor 'w'", "runs past"});
   expect_pth_error(one({"w", "FloatStorage", "0", 4, 0, {1LL << 40, 1LL << 40}, {1, 1}}), {"tensor 'w'", "overflows"});
@@ -252,23 +272,45 @@ TEST(PthErrors, TensorsOutsideTheirStorage) {
   expect_pth_error(one({"w", "FloatStorage", "0", 100, 0, {4}, {1}}), {"tensor 'w'", "claims 100 elements"});
   expect_pth_error(one({"w", "LongStorage", "0", 4, 0, {4}, {1}}), {"tensor 'w'", "claims 4 elements"});
   expect_pth_error(one({"w", "FloatStorage", "9", 4, 0, {4}, {1}}), {"tensor 'w'", "storage '9' is missing"});
-  expect_pth_error(pth_with_pickle(Pickler().proto().ordered_dict().str("w").global("torch._utils", "_rebuild_tensor_v2")
-                                       .mark().integer(1).integer(0).op(')').op(')').op('\x89').op('N').tuple().op('R')
-                                       .op('s').stop().bytes()),
+  expect_pth_error(pth_with_pickle(Pickler()
+                                       .proto()
+                                       .ordered_dict()
+                                       .str("w")
+                                       .global("torch._utils", "_rebuild_tensor_v2")
+                                       .mark()
+                                       .integer(1)
+                                       .integer(0)
+                                       .op(')')
+                                       .op(')')
+                                       .op('\x89')
+                                       .op('N')
+                                       .tuple()
+                                       .op('R')
+                                       .op('s')
+                                       .stop()
+                                       .bytes()),
                    {"first argument is not a storage"});
 }
 
 TEST(PthErrors, ByteOrderAndCopyBudget) {
-  std::vector<ZipEntrySpec> entries = {{"archive/data.pkl", state_dict_pickle({{"w", "FloatStorage", "0", 1, 0, {1}, {1}}})},
-                                       {"archive/data/0", f32_bytes({1})},
-                                       {"archive/byteorder", "big"}};
+  std::vector<ZipEntrySpec> entries = {
+      {"archive/data.pkl", state_dict_pickle({{"w", "FloatStorage", "0", 1, 0, {1}, {1}}})},
+      {"archive/data/0", f32_bytes({1})},
+      {"archive/byteorder", "big"}};
   expect_pth_error(build_zip(entries), {"byte order 'big'"});
   entries[2].data = "little";
   EXPECT_EQ(load_pth_from_memory(build_zip(entries).data(), build_zip(entries).size(), "ok.pth").tensors.size(), 1u);
   // Many transposed copies of one 4 MiB storage would need far more memory than the file holds.
   std::vector<TensorSpec> views;
-  for (int i = 0; i < 20; ++i) views.push_back({std::string("v").append(std::to_string(i)), "FloatStorage", "0", 1 << 20, 0, {1024, 1024}, {1, 1024}});
-  expect_pth_error(build_pth(state_dict_pickle(views), iota_storage(1 << 20)), {"copies", "inconsistent"});
+  for (int i = 0; i < 20; ++i)
+    views.push_back(
+        {std::string("v").append(std::to_string(i)), "FloatStorage", "0", 1 << 20, 0, {1024, 1024}, {1, 1024}});
+  expect_pth_error(build_pth(state_dict_pickle(views), iota_storage(1 << 20)),
+                   {"tensor 'v1", "would need a copy", "file of"});
+  // An expanded (stride 0) view of one element claiming 2^60 elements.
+  expect_pth_error(
+      pth_with_pickle(state_dict_pickle({{"x", "FloatStorage", "0", 4, 0, {1LL << 30, 1LL << 30}, {0, 0}}})),
+      {"tensor 'x'", "would need a copy of 1152921504606846976 x 4 bytes"});
 }
 
 }  // namespace

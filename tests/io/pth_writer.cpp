@@ -158,7 +158,8 @@ std::string build_zip(const std::vector<ZipEntrySpec>& entries) {
   std::string bytes = write_with_padding(entries, pad);
   const std::vector<uint64_t> got = data_offsets(bytes, entries.size());
   for (size_t i = 0; i < entries.size(); ++i)
-    if (!entries[i].compress && !entries[i].data.empty() && (got[i] == 0 || got[i] % 64 != static_cast<uint64_t>(entries[i].misalign)))
+    if (!entries[i].compress && !entries[i].data.empty() &&
+        (got[i] == 0 || got[i] % 64 != static_cast<uint64_t>(entries[i].misalign)))
       throw std::runtime_error("build_zip: could not align entry " + entries[i].name);
   return bytes;
 }

@@ -19,7 +19,9 @@ class Pickler {
     out_ += c;
     return *this;
   }
-  Pickler& global(const std::string& module, const std::string& name) { return op('c').raw(module + "\n" + name + "\n"); }
+  Pickler& global(const std::string& module, const std::string& name) {
+    return op('c').raw(module + "\n" + name + "\n");
+  }
   Pickler& str(const std::string& s);
   Pickler& integer(int64_t v);
   Pickler& mark() { return op('('); }
@@ -66,8 +68,8 @@ struct Storage {
 };
 
 // A whole .pth: `<top>/data.pkl`, `<top>/data/<key>` per storage, `<top>/version`.
-std::string build_pth(const std::string& pickle, const std::vector<Storage>& storages, const std::string& top = "archive",
-                      bool compress = false, int misalign = 0);
+std::string build_pth(const std::string& pickle, const std::vector<Storage>& storages,
+                      const std::string& top = "archive", bool compress = false, int misalign = 0);
 
 // Little-endian bytes of a vector of floats / int64 / raw uint16.
 std::string f32_bytes(const std::vector<float>& v);
