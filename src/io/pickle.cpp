@@ -128,7 +128,7 @@ const std::set<std::string>& allowed_globals() {
 
 bool storage_type_of(const std::string& global, StorageType* t) {
   static const std::pair<const char*, StorageType> types[] = {
-      {"torch.FloatStorage", StorageType::f32}, {"torch.HalfStorage", StorageType::f16},
+      {"torch.FloatStorage", StorageType::f32},     {"torch.HalfStorage", StorageType::f16},
       {"torch.BFloat16Storage", StorageType::bf16}, {"torch.LongStorage", StorageType::i64},
       {"torch.DoubleStorage", StorageType::f64},
   };

@@ -305,10 +305,12 @@ TEST(PthErrors, ByteOrderAndCopyBudget) {
   for (int i = 0; i < 20; ++i)
     views.push_back(
         {std::string("v").append(std::to_string(i)), "FloatStorage", "0", 1 << 20, 0, {1024, 1024}, {1, 1024}});
-  expect_pth_error(build_pth(state_dict_pickle(views), iota_storage(1 << 20)), {"tensor 'v1", "would need a copy", "file of"});
+  expect_pth_error(build_pth(state_dict_pickle(views), iota_storage(1 << 20)),
+                   {"tensor 'v1", "would need a copy", "file of"});
   // An expanded (stride 0) view of one element claiming 2^60 elements.
-  expect_pth_error(pth_with_pickle(state_dict_pickle({{"x", "FloatStorage", "0", 4, 0, {1LL << 30, 1LL << 30}, {0, 0}}})),
-                   {"tensor 'x'", "would need a copy of 1152921504606846976 x 4 bytes"});
+  expect_pth_error(
+      pth_with_pickle(state_dict_pickle({{"x", "FloatStorage", "0", 4, 0, {1LL << 30, 1LL << 30}, {0, 0}}})),
+      {"tensor 'x'", "would need a copy of 1152921504606846976 x 4 bytes"});
 }
 
 }  // namespace

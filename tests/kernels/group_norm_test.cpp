@@ -69,6 +69,13 @@ TEST(Silu, MatchesFormula) {
     err = std::max(err, std::fabs(v / (1.0 + std::exp(-v)) - y.data<float>()[i]) / std::max(1.0, std::fabs(v)));
   }
   EXPECT_LE(err, 1e-6);
+  // Saturation: no inf / nan at the ends.
+  float ends[4] = {-1000.0f, -88.5f, 88.5f, 1000.0f};
+  silu_inplace(ends, 4);
+  EXPECT_NEAR(ends[0], 0.0f, 1e-30);
+  EXPECT_NEAR(ends[1], 0.0f, 1e-30);
+  EXPECT_EQ(ends[2], 88.5f);
+  EXPECT_EQ(ends[3], 1000.0f);
 }
 
 }  // namespace

@@ -81,8 +81,8 @@ TEST(Resample, BicubicOfOnePixelIsConstant) {
 }
 
 TEST(Resample, AreaDownMatchesFormula) {
-  const int sizes[][4] = {{16, 16, 13, 13}, {16, 16, 1, 1}, {16, 16, 10, 10},
-                          {32, 32, 9, 9},   {7, 5, 3, 2},   {16, 16, 16, 16}};
+  const int sizes[][4] = {{16, 16, 13, 13}, {16, 16, 1, 1},   {16, 16, 10, 10}, {32, 32, 9, 9},
+                          {7, 5, 3, 2},     {16, 16, 16, 16}, {10, 10, 13, 13}, {3, 3, 16, 16}};
   uint32_t seed = 10;
   for (const auto& s : sizes) {
     Tensor x = random_tensor({2, 3, s[0], s[1]}, seed++);  // [2, 3, h, w]

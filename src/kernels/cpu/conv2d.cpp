@@ -14,9 +14,13 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// The layout of activations at this interface. Changing it (e.g. to nhwc) is the whole of a
-// channels-last switch for the convolutions.
+// The layout of activations at this interface (the callers' buffers). Changing it (e.g. to nhwc)
+// is the whole of a channels-last switch for the convolutions.
 constexpr tag kActivationTag = tag::nchw;
+// The layout the convolution computes in: oneDNN's choice. For f32 NCHW it would otherwise run
+// im2col + GEMM; its blocked direct kernels are ~1.6x faster, far more than the two activation
+// reorders cost (a few ms per layer at 256 px).
+constexpr tag kComputeTag = tag::any;
 
 struct Key {
   int64_t n, h, w;
@@ -26,8 +30,9 @@ struct Key {
 
 struct Plan {
   dnnl::convolution_forward conv;
-  memory::desc src_md, dst_md;
-  memory weights;  // in conv's preferred layout
+  memory::desc user_src_md, user_dst_md;  // kActivationTag
+  memory::desc src_md, dst_md;            // the primitive's
+  memory weights;                         // in the primitive's preferred layout
 };
 
 }  // namespace
@@ -65,8 +70,10 @@ struct Conv2d::State {
     const auto& eng = dnnl_engine();
     const int64_t ho = (key.h + geo.pad_top + geo.pad_bottom - kh) / geo.stride + 1;
     const int64_t wo = (key.w + geo.pad_left + geo.pad_right - kw) / geo.stride + 1;
-    memory::desc src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kActivationTag);
-    memory::desc dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kActivationTag);
+    memory::desc user_src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kActivationTag);
+    memory::desc user_dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kActivationTag);
+    memory::desc src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kComputeTag);
+    memory::desc dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kComputeTag);
     memory::desc w_md({out_ch, in_ch, kh, kw}, memory::data_type::f32, tag::any);
     memory::desc b_md({out_ch}, memory::data_type::f32, tag::x);
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
@@ -80,7 +87,8 @@ struct Conv2d::State {
       attr.set_post_ops(ops);
     }
     dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
-    Plan plan{dnnl::convolution_forward(pd), pd.src_desc(), pd.dst_desc(), weights_for(pd.weights_desc())};
+    Plan plan{dnnl::convolution_forward(pd), user_src_md, user_dst_md, pd.src_desc(), pd.dst_desc(),
+              weights_for(pd.weights_desc())};
     return plans.emplace(key, std::move(plan)).first->second;
   }
 };
@@ -137,23 +145,29 @@ void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
     throw Error("conv2d: output must be f32 " + shape_str(want) + ", got " + shape_str(y.shape()));
   if (x.numel() > 0 && x.raw() == y.raw()) throw Error("conv2d: output must not alias the input");
 
-  dnnl::convolution_forward conv;
-  memory::desc src_md, dst_md;
-  memory weights;
+  Plan plan;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
-    const Plan& plan = state_->plan_for({x.dim(0), x.dim(2), x.dim(3), accumulate});
-    conv = plan.conv;
-    src_md = plan.src_md;
-    dst_md = plan.dst_md;
-    weights = plan.weights;
+    plan = state_->plan_for({x.dim(0), x.dim(2), x.dim(3), accumulate});
   }
   const auto& eng = dnnl_engine();
-  memory src(src_md, eng, const_cast<void*>(x.raw()));
-  memory dst(dst_md, eng, y.raw());
-  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
   auto& stream = dnnl_stream();
-  conv.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
+  memory user_src(plan.user_src_md, eng, const_cast<void*>(x.raw()));
+  memory user_dst(plan.user_dst_md, eng, y.raw());
+  memory src = user_src, dst = user_dst;
+  const bool blocked_dst = plan.dst_md != plan.user_dst_md;
+  if (plan.src_md != plan.user_src_md) {
+    src = memory(plan.src_md, eng);
+    dnnl::reorder(user_src, src).execute(stream, user_src, src);
+  }
+  if (blocked_dst) {
+    dst = memory(plan.dst_md, eng);
+    if (accumulate) dnnl::reorder(user_dst, dst).execute(stream, user_dst, dst);  // the residual to add onto
+  }
+  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
+  plan.conv.execute(
+      stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan.weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
+  if (blocked_dst) dnnl::reorder(dst, user_dst).execute(stream, dst, user_dst);
   stream.wait();
 }
 
