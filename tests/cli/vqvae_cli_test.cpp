@@ -13,67 +13,19 @@
 
 #include "io/npy.hpp"
 #include "io/png.hpp"
+#include "cli/cli_util.hpp"
 #include "varcode/tensor.hpp"
 
 namespace varcode {
 namespace {
 
+using test::expect_failure;
+using test::run_cli;
+using test::RunResult;
+using test::TempDir;
 namespace fs = std::filesystem;
 constexpr double kTol = 1e-3;  // images and latents, as in the model parity tests
-const std::string kCli = VARCODE_CLI;
 const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "varcode_cli_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    root_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  std::string path(const std::string& name) const { return root_ + "/" + name; }
-  // Everything in the folder (to check that a failed command left nothing behind).
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::recursive_directory_iterator(root_)) out.push_back(e.path().filename().string());
-    return out;
-  }
-
- private:
-  std::string root_;
-};
-
-struct RunResult {
-  int exit_code = -1;
-  std::string err;
-};
-
-// Runs `varcode <args>` with stdout discarded and stderr captured.
-RunResult run_cli(const std::string& args, const TempDir& tmp) {
-  const std::string err_file = tmp.path(".stderr");
-  const std::string cmd = "'" + kCli + "' " + args + " >/dev/null 2>'" + err_file + "'";
-  RunResult r;
-  const int status = std::system(cmd.c_str());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err_file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  fs::remove(err_file);
-  return r;
-}
-
-void expect_failure(const RunResult& r, const std::string& message_part, const TempDir& tmp,
-                    const std::vector<std::string>& allowed_files = {}) {
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("varcode: error: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(message_part), std::string::npos) << "stderr: " << r.err << "\nexpected: " << message_part;
-  for (const auto& e : tmp.entries())
-    EXPECT_NE(std::find(allowed_files.begin(), allowed_files.end(), e), allowed_files.end()) << "left behind: " << e;
-}
 
 double max_abs_err(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return INFINITY;
