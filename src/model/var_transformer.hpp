@@ -32,7 +32,8 @@ class VarTransformer {
  public:
   // Validates every tensor against the inferred configuration (missing, unexpected, mis-shaped =
   // Error naming it). Matmul weights are held in `weight_dtype` (f32 or bf16).
-  VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32);
+  // check_only: validate the file without building the compute structures.
+  VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32, bool check_only = false);
 
   const VarConfig& config() const { return cfg_; }
   const std::string& path() const { return path_; }

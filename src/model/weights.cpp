@@ -15,6 +15,18 @@ Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dty
   return t.dtype() == dtype ? t : t.to(dtype);
 }
 
+kernels::cpu::Linear WeightSource::linear(const std::string& prefix, int64_t out, int64_t in, DType dtype) {
+  return linear(prefix + "weight", out, in, dtype, take(prefix + "bias", {out}));
+}
+
+kernels::cpu::Linear WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype,
+                                          Tensor bias) {
+  // Validation keeps the file's dtype: converting 2 B parameters only to check names is waste.
+  Tensor w = take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : dtype);  // [out, in]
+  if (check_only_) return kernels::cpu::Linear();
+  return kernels::cpu::Linear(std::move(w), std::move(bias));
+}
+
 void WeightSource::ignore(const std::string& name) { taken_.insert(name); }
 
 void WeightSource::finish() const {
