@@ -8,9 +8,18 @@
 namespace varcode::model {
 
 VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype, bool check_only) : path_(ckpt.path) {
+  WeightSource ws(ckpt, check_only);
+  load(ckpt, ws, weight_dtype);
+}
+
+VarTransformer::VarTransformer(io::Checkpoint&& ckpt, DType weight_dtype) : path_(ckpt.path) {
+  WeightSource ws = WeightSource::consuming(ckpt);
+  load(ckpt, ws, weight_dtype);
+}
+
+void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype) {
   cfg_ = infer_var_config(ckpt);
   const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
-  WeightSource ws(ckpt, check_only);
   class_emb_ = ws.take("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
   pos_start_ = ws.take("pos_start", {1, 1, C}).reshape({C});            // [C]
   Tensor pos = ws.take("pos_1LC", {1, L, C});                           // [1, L, C]
@@ -23,8 +32,8 @@ VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype, b
     for (int64_t c = 0; c < C; ++c)
       lvl_pos_.data<float>()[i * C + c] =
           lvl_embed.data<float>()[level_[static_cast<size_t>(i)] * C + c] + pos.data<float>()[i * C + c];
-  if (ckpt.has("lvl_1L")) ws.ignore("lvl_1L");
-  if (ckpt.has("attn_bias_for_masking")) ws.ignore("attn_bias_for_masking");
+  for (const char* buffer : {"lvl_1L", "attn_bias_for_masking"})
+    if (ckpt.has(buffer)) ws.ignore(buffer);
   word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);  // [C, Cvae]
   if (cfg_.shared_adaln)
     shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]

@@ -18,6 +18,13 @@ class WeightSource {
   // check_only: validate names and shapes without building compute structures (no weight
   // packing), for `inspect`, `convert` and any other whole-file check.
   explicit WeightSource(const io::Checkpoint& ckpt, bool check_only = false) : ckpt_(ckpt), check_only_(check_only) {}
+  // Consuming: each tensor leaves `ckpt` when taken, so that its memory goes as soon as the model
+  // has converted or packed it (peak memory = the model, not model + file).
+  static WeightSource consuming(io::Checkpoint& ckpt) {
+    WeightSource ws(ckpt);
+    ws.owned_ = &ckpt;
+    return ws;
+  }
   bool check_only() const { return check_only_; }
 
   // The tensor `name` with exactly `shape`, converted to `dtype` (zero-copy when the file already
@@ -37,6 +44,7 @@ class WeightSource {
  private:
   const io::Checkpoint& ckpt_;
   bool check_only_ = false;
+  io::Checkpoint* owned_ = nullptr;
   std::set<std::string> taken_;
 };
 
