@@ -28,8 +28,10 @@ SamplingOptions stochastic() {
 }
 }  // namespace
 
-TEST(GenerationSeed, ImageIndependentOfBatchAndCompanions) {
-  Generator gen = Generator::open(tiny_pair(4), ComputeDType::f32);
+class GenerationSeedDtype : public ::testing::TestWithParam<ComputeDType> {};
+
+TEST_P(GenerationSeedDtype, ImageIndependentOfBatchAndCompanions) {
+  Generator gen = Generator::open(tiny_pair(4), GetParam());
   GenerateRequest all;
   all.classes = {207, 980, 1, 33};
   all.seed = 7;
@@ -56,6 +58,8 @@ TEST(GenerationSeed, ImageIndependentOfBatchAndCompanions) {
   for (int64_t t = 0; t < L; ++t) same += d.tokens.data<int64_t>()[t] == c.tokens.data<int64_t>()[t];
   EXPECT_LT(same, L / 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, GenerationSeedDtype, ::testing::Values(ComputeDType::f32, ComputeDType::bf16));
 
 TEST(GenerationSeed, CodeDraftsWhatTheDrafterDrawsAlone) {
   const int N = 6;
