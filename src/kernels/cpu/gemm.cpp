@@ -27,22 +27,25 @@ dnnl::memory::data_type to_dnnl(DType dt) {
 
 struct Linear::Impl {
   struct Prim {
-    dnnl::matmul prim;
+    dnnl::inner_product_forward prim;
     dnnl::memory::desc src_md, dst_md, bias_md;
   };
   std::mutex mu;
   std::map<std::pair<int64_t, int>, std::shared_ptr<Prim>> prims;  // (M, epilogue) -> primitive
-  dnnl::memory::desc packed_md;  // the weights in the layout the matmul kernels want
+  dnnl::memory::desc packed_md;  // the weights in the layout the kernels want
   std::shared_ptr<void> packed;  // owned bytes of packed_md
 };
 
 namespace {
-// The row count whose primitive decides the packed weight layout; brgemm's layout depends on
-// N, K and the dtype, not on M, so every other M reuses it.
+// The row count whose primitive decides the packed weight layout; the brgemm kernels' layout
+// depends on N, K and the dtype, not on M, so every other M reuses it (checked per M).
 constexpr int64_t kPackProbeRows = 64;
 
-dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dnnl::memory::data_type wdt,
-                                     const dnnl::memory::desc& wei_md, bool has_bias, Epilogue epilogue) {
+// oneDNN's inner product, not its matmul: on this library version (2.6) its brgemm kernels run
+// about twice as fast for the same shapes (measured: bf16 358 vs 188 GFLOP/s at 512x1024x4096).
+dnnl::inner_product_forward::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dnnl::memory::data_type wdt,
+                                                    const dnnl::memory::desc& wei_md, bool has_bias,
+                                                    Epilogue epilogue) {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   dnnl::memory::desc src_md({m, k}, wdt, tag::ab);
@@ -53,9 +56,10 @@ dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, dnnl::memo
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
     attr.set_post_ops(ops);
   }
-  auto desc = has_bias ? dnnl::matmul::desc(src_md, wei_md, dnnl::memory::desc({1, n}, dt::f32, tag::ab), dst_md)
-                       : dnnl::matmul::desc(src_md, wei_md, dst_md);
-  return dnnl::matmul::primitive_desc(desc, attr, dnnl_engine());
+  const auto pk = dnnl::prop_kind::forward_inference;
+  auto desc = has_bias ? dnnl::inner_product_forward::desc(pk, src_md, wei_md, dnnl::memory::desc({n}, dt::f32, tag::a), dst_md)
+                       : dnnl::inner_product_forward::desc(pk, src_md, wei_md, dst_md);
+  return dnnl::inner_product_forward::primitive_desc(desc, attr, dnnl_engine());
 }
 }  // namespace
 
@@ -70,11 +74,11 @@ Linear::Linear(Tensor weight, Tensor bias) : bias_(std::move(bias)) {
     if (bias_.dtype() != DType::f32) bias_ = bias_.to(DType::f32);
   }
   impl_ = std::make_unique<Impl>();
-  // Pack once: W^T viewed in place (logical [K, N], strides (1, K) = the stored [N, K]) is
-  // reordered into the kernels' blocked layout; the source (often a file mapping) is dropped.
+  // Pack once: the stored [N, K] (PyTorch's [out, in]) is reordered into the kernels' blocked
+  // layout; the source (often a file mapping) is not kept.
   const auto wdt = to_dnnl(dtype_);
-  dnnl::memory::desc plain_md({k_, n_}, wdt, tag::ba);
-  auto probe = make_pd(kPackProbeRows, k_, n_, wdt, dnnl::memory::desc({k_, n_}, wdt, tag::any),
+  dnnl::memory::desc plain_md({n_, k_}, wdt, tag::ab);
+  auto probe = make_pd(kPackProbeRows, k_, n_, wdt, dnnl::memory::desc({n_, k_}, wdt, tag::any),
                        bias_.defined() && bias_.numel() != 0, Epilogue::none);
   impl_->packed_md = probe.weights_desc();
   const size_t bytes = impl_->packed_md.get_size();
@@ -113,7 +117,7 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
       if (has_bias) p->bias_md = pd.bias_desc();
-      p->prim = dnnl::matmul(pd);
+      p->prim = dnnl::inner_product_forward(pd);
       impl_->prims.emplace(key, p);
     }
   }
