@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/fast_math.hpp"
@@ -47,23 +48,43 @@ void fill_cache(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_
       }
 }
 
+// 16 floats as one value: GCC lowers it to a zmm register in the AVX-512 clone and to narrower
+// registers elsewhere, so the register blocking below holds for every target.
+typedef float v16 __attribute__((vector_size(64)));
+// The same, for unaligned access through float pointers.
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LOAD16(p) (*reinterpret_cast<const v16u*>(p))
+#define STORE16(p, x) (*reinterpret_cast<v16u*>(p) = (x))
+
 // Attention of `nq` (<= kQueryTile) queries to keys [0, n) of one row and head.
 // q: [nq, D]; kt: [D, cap]; v: [cap, D]; scores: scratch [kQueryTile, n]; out rows at stride ldo.
 VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt, const float* v, int64_t cap, int64_t n,
                                      float* scores, float* out, int64_t ldo) {
-  // scores[i][j] = q_i . k_j, vectorised over keys.
-  for (int64_t i = 0; i < nq; ++i) {
-    float* s = scores + i * n;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
+  static_assert(kQueryTile == 4 && D == 64, "the register blocking below is written for 4 queries of 64");
+  // Missing queries of a short tile alias the first; their results are not stored.
+  const float* qr[kQueryTile];
+  for (int64_t i = 0; i < kQueryTile; ++i) qr[i] = q + (i < nq ? i : 0) * D;
+  // scores[i][j] = q_i . k_j: 16 keys x 4 queries in registers across the whole head dimension.
+  int64_t jb = 0;
+  for (; jb + 16 <= n; jb += 16) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
     for (int64_t d = 0; d < D; ++d) {
-      const float qd = q[i * D + d];
-      const float* krow = kt + d * cap;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) s[j] += qd * krow[j];
+      const v16 k = LOAD16(kt + d * cap + jb);
+      a0 += k * qr[0][d];
+      a1 += k * qr[1][d];
+      a2 += k * qr[2][d];
+      a3 += k * qr[3][d];
     }
+    const v16 acc[kQueryTile] = {a0, a1, a2, a3};  // NOLINT
+    for (int64_t i = 0; i < nq; ++i) STORE16(scores + i * n + jb, acc[i]);
   }
-  float inv[kQueryTile];
+  for (; jb < n; ++jb)
+    for (int64_t i = 0; i < nq; ++i) {
+      float s = 0;
+      for (int64_t d = 0; d < D; ++d) s += qr[i][d] * kt[d * cap + jb];
+      scores[i * n + jb] = s;
+    }
+  float inv[kQueryTile] = {1, 1, 1, 1};
   for (int64_t i = 0; i < nq; ++i) {
     float* s = scores + i * n;
     float mx = -INFINITY;
@@ -76,19 +97,23 @@ VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt
     }
     inv[i] = 1.0f / sum;
   }
-  // out_i = sum_j p_ij v_j, vectorised over the head dimension; each v_j row serves the tile.
-  float acc[kQueryTile][D] = {};
+  // out_i = sum_j p_ij v_j: 4 queries x 64 dims in 16 registers; each v_j row is loaded once.
+  const float* pr[kQueryTile];
+  for (int64_t i = 0; i < kQueryTile; ++i) pr[i] = scores + (i < nq ? i : 0) * n;
+  v16 o[kQueryTile][4] = {};
   for (int64_t j = 0; j < n; ++j) {
     const float* vj = v + j * D;
-    for (int64_t i = 0; i < nq; ++i) {
-      const float p = scores[i * n + j];
-#pragma omp simd
-      for (int64_t d = 0; d < D; ++d) acc[i][d] += p * vj[d];
+    const v16 v0 = LOAD16(vj), v1 = LOAD16(vj + 16), v2 = LOAD16(vj + 32), v3 = LOAD16(vj + 48);
+    for (int64_t i = 0; i < kQueryTile; ++i) {
+      const float p = pr[i][j];
+      o[i][0] += v0 * p;
+      o[i][1] += v1 * p;
+      o[i][2] += v2 * p;
+      o[i][3] += v3 * p;
     }
   }
   for (int64_t i = 0; i < nq; ++i)
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d) out[i * ldo + d] = acc[i][d] * inv[i];
+    for (int64_t c = 0; c < 4; ++c) STORE16(out + i * ldo + c * 16, o[i][c] * inv[i]);
 }
 }  // namespace
 
