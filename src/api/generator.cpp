@@ -32,7 +32,7 @@ std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType d
   io::Checkpoint ckpt = io::load_checkpoint(path);
   if (model::detect_kind(ckpt) != model::ModelKind::var)
     throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
-  return std::make_unique<model::VarTransformer>(ckpt, dt);
+  return std::make_unique<model::VarTransformer>(std::move(ckpt), dt);
 }
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "io/checkpoint.hpp"
 #include "model/config.hpp"
+#include "model/random_checkpoint.hpp"
 #include "model/validate.hpp"
 
 namespace varcode {
@@ -18,6 +19,13 @@ std::string weights_dtype(const io::Checkpoint& ckpt) {
     else if (found != d) return "mixed";
   }
   return found.empty() ? "none" : found;
+}
+
+// A file, or random weights at the official sizes: "random:dNN" (VAR) or "random" (VQ-VAE).
+io::Checkpoint open_checkpoint(const std::string& path) {
+  if (path == "random") return model::random_vqvae_checkpoint({});
+  if (path.rfind("random:", 0) == 0) return model::random_var_checkpoint(model::parse_random_var(path, "model"));
+  return io::load_checkpoint(path);
 }
 
 ModelInfo info_of(const io::Checkpoint& ckpt) {
@@ -55,7 +63,7 @@ ModelInfo info_of(const io::Checkpoint& ckpt) {
 }  // namespace
 
 ModelInfo inspect_model(const std::string& path) {
-  io::Checkpoint ckpt = io::load_checkpoint(path);
+  io::Checkpoint ckpt = open_checkpoint(path);
   model::validate_checkpoint(ckpt);
   return info_of(ckpt);
 }
@@ -90,7 +98,7 @@ std::string model_info_json(const ModelInfo& info) {
 
 void convert_model(const std::string& in, const std::string& out, DType dtype) {
   if (dtype == DType::i64) throw Error("convert: --dtype must be f32, f16 or bf16");
-  io::Checkpoint ckpt = io::load_checkpoint(in);
+  io::Checkpoint ckpt = open_checkpoint(in);
   model::validate_checkpoint(ckpt);
   const ModelInfo info = info_of(ckpt);
   std::map<std::string, Tensor> tensors;

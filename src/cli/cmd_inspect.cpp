@@ -58,7 +58,7 @@ void register_convert(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("convert", "Write a model as safetensors (configuration in the metadata)");
-  cmd->add_option("in", o->in, "A .pth or .safetensors model file")->required();
+  cmd->add_option("in", o->in, "A .pth or .safetensors model file (random:dNN / random: random weights, official size)")->required();
   cmd->add_option("out", o->out, "Output .safetensors path")->required();
   cmd->add_option("--dtype", o->dtype, "f32, f16 or bf16")->check(CLI::IsMember({"f32", "f16", "bf16"}));
   cmd->callback([o] {

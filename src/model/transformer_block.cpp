@@ -28,8 +28,7 @@ TransformerBlock::TransformerBlock(WeightSource& ws, int index, int width, int h
   if (shared_adaln) {
     ada_gss_ = ws.take(p + "ada_gss", {1, 1, 6, C});  // [1, 1, 6, C]
   } else {
-    ada_lin_ = kernels::cpu::Linear(ws.take(p + "ada_lin.1.weight", {6 * C, C}, weight_dtype),  // [6C, C]
-                               ws.take(p + "ada_lin.1.bias", {6 * C}));                     // [6C]
+    ada_lin_ = ws.linear(p + "ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
   }
   Tensor q_bias = ws.take(p + "attn.q_bias", {C});       // [C]
   Tensor v_bias = ws.take(p + "attn.v_bias", {C});       // [C]
@@ -37,11 +36,11 @@ TransformerBlock::TransformerBlock(WeightSource& ws, int index, int width, int h
   Tensor qkv_bias = Tensor::zeros(DType::f32, {3 * C});  // [3C] = (q_bias, 0, v_bias)
   std::memcpy(qkv_bias.data<float>(), q_bias.data<float>(), sizeof(float) * static_cast<size_t>(C));
   std::memcpy(qkv_bias.data<float>() + 2 * C, v_bias.data<float>(), sizeof(float) * static_cast<size_t>(C));
-  qkv_ = kernels::cpu::Linear(ws.take(p + "attn.mat_qkv.weight", {3 * C, C}, weight_dtype), qkv_bias);  // [3C, C]
+  qkv_ = ws.linear(p + "attn.mat_qkv.weight", 3 * C, C, weight_dtype, qkv_bias);  // [3C, C]
   scale_mul_ = ws.take(p + "attn.scale_mul_1H11", {1, heads, 1, 1}).reshape({heads});              // [H]
-  proj_ = kernels::cpu::Linear(ws.take(p + "attn.proj.weight", {C, C}, weight_dtype), ws.take(p + "attn.proj.bias", {C}));
-  fc1_ = kernels::cpu::Linear(ws.take(p + "ffn.fc1.weight", {4 * C, C}, weight_dtype), ws.take(p + "ffn.fc1.bias", {4 * C}));
-  fc2_ = kernels::cpu::Linear(ws.take(p + "ffn.fc2.weight", {C, 4 * C}, weight_dtype), ws.take(p + "ffn.fc2.bias", {C}));
+  proj_ = ws.linear(p + "attn.proj.", C, C, weight_dtype);     // [C, C]
+  fc1_ = ws.linear(p + "ffn.fc1.", 4 * C, C, weight_dtype);    // [4C, C]
+  fc2_ = ws.linear(p + "ffn.fc2.", C, 4 * C, weight_dtype);    // [C, 4C]
 }
 
 void TransformerBlock::modulation(const float* silu_cond, const float* shared, int64_t rows, float* mod) const {

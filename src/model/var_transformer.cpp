@@ -7,10 +7,19 @@
 
 namespace varcode::model {
 
-VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype) : path_(ckpt.path) {
+VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype, bool check_only) : path_(ckpt.path) {
+  WeightSource ws(ckpt, check_only);
+  load(ckpt, ws, weight_dtype);
+}
+
+VarTransformer::VarTransformer(io::Checkpoint&& ckpt, DType weight_dtype) : path_(ckpt.path) {
+  WeightSource ws = WeightSource::consuming(ckpt);
+  load(ckpt, ws, weight_dtype);
+}
+
+void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype) {
   cfg_ = infer_var_config(ckpt);
   const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
-  WeightSource ws(ckpt);
   class_emb_ = ws.take("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
   pos_start_ = ws.take("pos_start", {1, 1, C}).reshape({C});            // [C]
   Tensor pos = ws.take("pos_1LC", {1, L, C});                           // [1, L, C]
@@ -23,18 +32,16 @@ VarTransformer::VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype) :
     for (int64_t c = 0; c < C; ++c)
       lvl_pos_.data<float>()[i * C + c] =
           lvl_embed.data<float>()[level_[static_cast<size_t>(i)] * C + c] + pos.data<float>()[i * C + c];
-  if (ckpt.has("lvl_1L")) ws.ignore("lvl_1L");
-  if (ckpt.has("attn_bias_for_masking")) ws.ignore("attn_bias_for_masking");
-  word_embed_ = kernels::cpu::Linear(ws.take("word_embed.weight", {C, cfg_.cvae}), ws.take("word_embed.bias", {C}));
+  for (const char* buffer : {"lvl_1L", "attn_bias_for_masking"})
+    if (ckpt.has(buffer)) ws.ignore(buffer);
+  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);  // [C, Cvae]
   if (cfg_.shared_adaln)
-    shared_ada_ = kernels::cpu::Linear(ws.take("shared_ada_lin.1.weight", {6 * C, C}, weight_dtype),
-                                  ws.take("shared_ada_lin.1.bias", {6 * C}));
+    shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
   blocks_.reserve(static_cast<size_t>(cfg_.depth));
   for (int b = 0; b < cfg_.depth; ++b) blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
-  head_nm_ada_ = kernels::cpu::Linear(ws.take("head_nm.ada_lin.1.weight", {2 * C, C}, weight_dtype),
-                                 ws.take("head_nm.ada_lin.1.bias", {2 * C}));
+  head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, weight_dtype);  // [2C, C]
   // The reference computes the head in f32 whatever the autocast dtype: keep it f32.
-  head_ = kernels::cpu::Linear(ws.take("head.weight", {cfg_.vocab, C}), ws.take("head.bias", {cfg_.vocab}));
+  head_ = ws.linear("head.", cfg_.vocab, C, DType::f32);  // [V, C]
   ws.finish();
 }
 

@@ -32,7 +32,10 @@ class VarTransformer {
  public:
   // Validates every tensor against the inferred configuration (missing, unexpected, mis-shaped =
   // Error naming it). Matmul weights are held in `weight_dtype` (f32 or bf16).
-  VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32);
+  // check_only: validate the file without building the compute structures.
+  VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32, bool check_only = false);
+  // Consumes the checkpoint: each tensor is released once converted or packed.
+  VarTransformer(io::Checkpoint&& ckpt, DType weight_dtype);
 
   const VarConfig& config() const { return cfg_; }
   const std::string& path() const { return path_; }
@@ -64,6 +67,8 @@ class VarTransformer {
   kernels::cpu::Linear head_nm_ada_;  // [2C, C]
   kernels::cpu::Linear head_;         // [V, C]
   std::vector<int> level_;       // [L]
+
+  void load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype);
 };
 
 }  // namespace varcode::model

@@ -12,13 +12,34 @@ Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dty
   if (t.dtype() == DType::i64 && dtype != DType::i64)
     throw Error(ckpt_.path + ": tensor '" + name + "' is int64, expected a floating-point tensor");
   taken_.insert(name);
-  return t.dtype() == dtype ? t : t.to(dtype);
+  Tensor out = t.dtype() == dtype ? t : t.to(dtype);
+  if (owned_) {
+    // Small tensors are copied so that nothing keeps a file mapping alive after loading.
+    if (out.raw() == t.raw() && out.numel() < (1 << 20)) out = out.clone();
+    owned_->tensors.erase(name);
+  }
+  return out;
 }
 
-void WeightSource::ignore(const std::string& name) { taken_.insert(name); }
+kernels::cpu::Linear WeightSource::linear(const std::string& prefix, int64_t out, int64_t in, DType dtype) {
+  return linear(prefix + "weight", out, in, dtype, take(prefix + "bias", {out}));
+}
+
+kernels::cpu::Linear WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype,
+                                          Tensor bias) {
+  // Validation keeps the file's dtype: converting 2 B parameters only to check names is waste.
+  Tensor w = take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : dtype);  // [out, in]
+  if (check_only_) return kernels::cpu::Linear();
+  return kernels::cpu::Linear(std::move(w), std::move(bias));
+}
+
+void WeightSource::ignore(const std::string& name) {
+  taken_.insert(name);
+  if (owned_) owned_->tensors.erase(name);
+}
 
 void WeightSource::finish() const {
-  for (const auto& [name, t] : ckpt_.tensors) {
+  for (const auto& [name, t] : ckpt_.tensors) {  // what is left (consumed tensors are gone)
     if (!taken_.count(name))
       throw Error(ckpt_.path + ": unexpected tensor '" + name + "' " + shape_str(t.shape()) +
                   " (not part of the inferred architecture)");

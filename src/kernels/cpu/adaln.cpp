@@ -1,5 +1,7 @@
 #include "kernels/cpu/adaln.hpp"
 
+#include "kernels/cpu/fast_math.hpp"
+
 #include <cmath>
 
 namespace varcode::kernels::cpu {
@@ -7,7 +9,7 @@ namespace varcode::kernels::cpu {
 namespace {
 constexpr double kLnEps = 1e-6;
 
-inline void modulate_row(const float* x, int64_t c, const float* scale, const float* shift, float* out) {
+VARCODE_SIMD_CLONES void modulate_row(const float* x, int64_t c, const float* scale, const float* shift, float* out) {
   // Two passes in double: the statistics must not drift from PyTorch's over C up to 1920.
   double sum = 0;
   for (int64_t i = 0; i < c; ++i) sum += x[i];
@@ -52,16 +54,19 @@ void adaln_modulate_reference(const float* x, int64_t rows, int64_t l, int64_t c
     }
 }
 
+namespace {
+VARCODE_SIMD_CLONES void gated_row(float* x, const float* y, const float* g, int64_t c) {
+#pragma omp simd
+  for (int64_t i = 0; i < c; ++i) x[i] += g[i] * y[i];
+}
+}  // namespace
+
 void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64_t c, const float* gamma,
                         int64_t mod_stride) {
 #pragma omp parallel for collapse(2) if (rows * l > 4)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < l; ++t) {
-      float* xr = x + (r * l + t) * c;
-      const float* yr = y + (r * l + t) * c;
-      const float* g = gamma + r * mod_stride;
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) xr[i] += g[i] * yr[i];
+      gated_row(x + (r * l + t) * c, y + (r * l + t) * c, gamma + r * mod_stride, c);
     }
 }
 

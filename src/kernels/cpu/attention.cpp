@@ -4,19 +4,23 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/fast_math.hpp"
+
 namespace varcode::kernels::cpu {
 
 namespace {
 constexpr int64_t D = KvView::kHeadDim;
+constexpr int64_t kQueryTile = 4;  // queries sharing each key/value load
 
 inline float head_scale(const float* scale_mul_h, int64_t h) {
   return std::exp(std::min(scale_mul_h[h], static_cast<float>(std::log(100.0))));
 }
 
-// Writes normalised k and v of the new tokens into the cache and the normalised, scaled q into
-// `q_out` [R, H, l, D].
+// Writes normalised k (transposed: [64, capacity] per row and head, so that scores vectorise over
+// keys) and v of the new tokens into the cache, and the normalised, scaled q into q_out
+// [R, H, l, D].
 void fill_cache(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, KvView cache, float* q_out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D;
+  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
 #pragma omp parallel for collapse(3) if (R * l * H > 8)
   for (int64_t r = 0; r < R; ++r)
     for (int64_t t = 0; t < l; ++t)
@@ -32,67 +36,97 @@ void fill_cache(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_
         }
         const float qs = head_scale(scale_mul_h, h) / std::max(std::sqrt(qn), 1e-12f);
         const float ks = 1.0f / std::max(std::sqrt(kn), 1e-12f);
-        const int64_t slot = ((r * H + h) * cache.capacity + p0 + t) * D;
+        float* kt = cache.k + (r * H + h) * D * cap + p0 + t;    // column p0 + t of [D, cap]
+        float* vr = cache.v + ((r * H + h) * cap + p0 + t) * D;  // row p0 + t of [cap, D]
         float* qo = q_out + ((r * H + h) * l + t) * D;
         for (int64_t d = 0; d < D; ++d) {
           qo[d] = q[d] * qs;
-          cache.k[slot + d] = k[d] * ks;
-          cache.v[slot + d] = v[d];
+          kt[d * cap] = k[d] * ks;
+          vr[d] = v[d];
         }
       }
+}
+
+// Attention of `nq` (<= kQueryTile) queries to keys [0, n) of one row and head.
+// q: [nq, D]; kt: [D, cap]; v: [cap, D]; scores: scratch [kQueryTile, n]; out rows at stride ldo.
+VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt, const float* v, int64_t cap, int64_t n,
+                                     float* scores, float* out, int64_t ldo) {
+  // scores[i][j] = q_i . k_j, vectorised over keys.
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      const float qd = q[i * D + d];
+      const float* krow = kt + d * cap;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) s[j] += qd * krow[j];
+    }
+  }
+  float inv[kQueryTile];
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * n;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      s[j] = exp_approx(s[j] - mx);
+      sum += s[j];
+    }
+    inv[i] = 1.0f / sum;
+  }
+  // out_i = sum_j p_ij v_j, vectorised over the head dimension; each v_j row serves the tile.
+  float acc[kQueryTile][D] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vj = v + j * D;
+    for (int64_t i = 0; i < nq; ++i) {
+      const float p = scores[i * n + j];
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) acc[i][d] += p * vj[d];
+    }
+  }
+  for (int64_t i = 0; i < nq; ++i)
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) out[i * ldo + d] = acc[i][d] * inv[i];
 }
 }  // namespace
 
 void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
                       KvView cache, float* out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D;
-  std::vector<float> q(static_cast<size_t>(R * H * l * D));
-  fill_cache(qkv, l, p0, scale_mul_h, cache, q.data());
+  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
+  thread_local std::vector<float> q;  // [R, H, l, D]
+  if (q.size() < static_cast<size_t>(R * H * l * D)) q.resize(static_cast<size_t>(R * H * l * D));
+  float* const qp = q.data();  // thread_local: resolve it here, not in the worker threads
+  fill_cache(qkv, l, p0, scale_mul_h, cache, qp);
+  // Query tiles never straddle two scales (their key limits differ).
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // (first query, count)
+  for (int64_t t = 0; t < l;) {
+    int64_t n = 1;
+    while (n < kQueryTile && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
+    tiles.emplace_back(t, n);
+    t += n;
+  }
   int max_keys = 0;
   for (int64_t t = 0; t < l; ++t) max_keys = std::max(max_keys, key_limit[t]);
+  const int64_t ntiles = static_cast<int64_t>(tiles.size());
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(max_keys));
-#pragma omp for collapse(3) schedule(static)
+    std::vector<float> scores(static_cast<size_t>(kQueryTile * max_keys));
+#pragma omp for collapse(3) schedule(dynamic, 4)
     for (int64_t r = 0; r < R; ++r)
       for (int64_t h = 0; h < H; ++h)
-        for (int64_t t = 0; t < l; ++t) {
-          const float* qv = q.data() + ((r * H + h) * l + t) * D;
-          const float* kb = cache.k + (r * H + h) * cache.capacity * D;
-          const float* vb = cache.v + (r * H + h) * cache.capacity * D;
-          const int n = key_limit[t];
-          float mx = -INFINITY;
-          for (int j = 0; j < n; ++j) {
-            const float* kj = kb + j * D;
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int64_t d = 0; d < D; ++d) s += qv[d] * kj[d];
-            scores[static_cast<size_t>(j)] = s;
-            mx = std::max(mx, s);
-          }
-          float denom = 0;
-          for (int j = 0; j < n; ++j) {
-            const float e = std::exp(scores[static_cast<size_t>(j)] - mx);
-            scores[static_cast<size_t>(j)] = e;
-            denom += e;
-          }
-          float acc[D] = {};
-          for (int j = 0; j < n; ++j) {
-            const float w = scores[static_cast<size_t>(j)];
-            const float* vj = vb + j * D;
-#pragma omp simd
-            for (int64_t d = 0; d < D; ++d) acc[d] += w * vj[d];
-          }
-          float* o = out + (r * l + t) * C + h * D;
-          const float inv = 1.0f / denom;
-          for (int64_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+        for (int64_t ti = 0; ti < ntiles; ++ti) {
+          const auto [t0, nq] = tiles[static_cast<size_t>(ti)];
+          attend_tile(qp + ((r * H + h) * l + t0) * D, nq, cache.k + (r * H + h) * D * cap,
+                      cache.v + (r * H + h) * cap * D, cap, key_limit[t0], scores.data(), out + (r * l + t0) * C + h * D, C);
         }
   }
 }
 
 void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h,
                                 const int* key_limit, KvView cache, float* out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D;
+  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
   std::vector<float> q(static_cast<size_t>(R * H * l * D));
   fill_cache(qkv, l, p0, scale_mul_h, cache, q.data());
   for (int64_t r = 0; r < R; ++r)
@@ -103,7 +137,7 @@ void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const f
         double mx = -INFINITY;
         for (int j = 0; j < key_limit[t]; ++j) {
           double acc = 0;
-          for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(qv[d]) * cache.k[((r * H + h) * cache.capacity + j) * D + d];
+          for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(qv[d]) * cache.k[((r * H + h) * D + d) * cap + j];
           s[static_cast<size_t>(j)] = acc;
           mx = std::max(mx, acc);
         }
@@ -111,8 +145,7 @@ void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const f
         for (auto& x : s) denom += (x = std::exp(x - mx));
         for (int64_t d = 0; d < D; ++d) {
           double acc = 0;
-          for (int j = 0; j < key_limit[t]; ++j)
-            acc += s[static_cast<size_t>(j)] * cache.v[((r * H + h) * cache.capacity + j) * D + d];
+          for (int j = 0; j < key_limit[t]; ++j) acc += s[static_cast<size_t>(j)] * cache.v[((r * H + h) * cap + j) * D + d];
           out[(r * l + t) * C + h * D + d] = static_cast<float>(acc / denom);
         }
       }

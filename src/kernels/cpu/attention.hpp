@@ -5,7 +5,8 @@
 
 namespace varcode::kernels::cpu {
 
-// The KV cache of one block: keys (already l2-normalised) and values, [R, H, capacity, 64].
+// The KV cache of one block: keys (already l2-normalised), transposed per row and head
+// [R, H, 64, capacity], and values [R, H, capacity, 64].
 struct KvView {
   float* k = nullptr;
   float* v = nullptr;

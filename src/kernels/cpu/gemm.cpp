@@ -1,12 +1,16 @@
 #include "kernels/cpu/gemm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels/cpu/dnnl_context.hpp"
+#include "kernels/cpu/fast_math.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -113,11 +117,16 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
       impl_->prims.emplace(key, p);
     }
   }
-  Tensor x_conv;
   const void* src = x;
-  if (dtype_ != DType::f32) {
-    x_conv = Tensor::borrow(DType::f32, {m, k_}, x, nullptr).to(dtype_);
-    src = x_conv.raw();
+  if (dtype_ == DType::bf16) {
+    // A per-thread staging buffer: the activations change dtype on every call, and a fresh
+    // allocation each time costs page faults.
+    thread_local std::vector<uint16_t> staging;
+    if (staging.size() < static_cast<size_t>(m * k_)) staging.resize(static_cast<size_t>(m * k_));
+    convert_f32_to_bf16(x, staging.data(), m * k_);
+    src = staging.data();
+  } else if (dtype_ != DType::f32) {
+    throw Error("Linear: compute in " + std::string(dtype_name(dtype_)) + " is not supported");
   }
   dnnl::memory src_mem(p->src_md, eng, const_cast<void*>(src));
   dnnl::memory wei_mem(impl_->packed_md, eng, impl_->packed.get());
@@ -127,6 +136,25 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   auto& strm = dnnl_stream();
   p->prim.execute(strm, args);
   strm.wait();
+}
+
+namespace {
+VARCODE_SIMD_CLONES void convert_chunk(const float* x, uint16_t* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    // Round to nearest even; activations are finite, so no NaN special case on this path.
+    u += 0x7fffu + ((u >> 16) & 1u);
+    y[i] = static_cast<uint16_t>(u >> 16);
+  }
+}
+}  // namespace
+
+void convert_f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
+  constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for if (n > kChunk) schedule(static)
+  for (int64_t b = 0; b < n; b += kChunk) convert_chunk(x + b, y + b, std::min(kChunk, n - b));
 }
 
 float gelu_tanh(float x) {

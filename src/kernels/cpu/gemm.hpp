@@ -43,4 +43,7 @@ void linear_reference(const float* x, int64_t m, const float* w, const float* b,
 
 float gelu_tanh(float x);
 
+// Vectorised f32 -> bf16 (round to nearest even) for finite activations.
+void convert_f32_to_bf16(const float* x, uint16_t* y, int64_t n);
+
 }  // namespace varcode::kernels::cpu
