@@ -34,7 +34,10 @@ struct SamplingOptions {
 struct GenerateRequest {
   std::vector<int> classes;   // one image per entry, in order
   uint64_t seed = 0;
-  uint32_t first_index = 0;   // image i draws with index first_index + i
+  uint32_t first_index = 0;   // image i draws with index first_index + i ...
+  // ... unless given: one index per class entry, used instead (lets one batch mix images whose
+  // indices are not consecutive, e.g. FID sampling keyed on (class, j)).
+  std::vector<uint32_t> image_indices;
   std::optional<SamplingOptions> sampling;  // default: the published FID settings of the mode
   int batch = 0;              // images per forward pass; 0 = all at once
 };

@@ -1,6 +1,8 @@
 // varcode public API: the file formats the command-line tool reads and writes. Every write is
 // atomic (a temporary file renamed into place): on error no partial file is left behind.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,24 @@ void save_npy(const std::string& path, const Tensor& t);
 Tensor load_png(const std::string& path);
 // f32 [3, H, W] in [0, 1] -> 8-bit RGB PNG (clamped, x * 255 truncated, as the reference scripts).
 void save_png(const std::string& path, const Tensor& img_chw);
+
+// A PNG as 8-bit RGB bytes [H, W, 3] (palette expanded, gray replicated, alpha dropped). The
+// whole file is decoded, so a truncated or corrupt PNG throws Error.
+struct Rgb8Image {
+  int height = 0, width = 0;
+  std::vector<uint8_t> rgb;  // [H, W, 3]
+};
+Rgb8Image load_png_rgb8(const std::string& path);
+
+// A text file (e.g. a JSON record), written atomically.
+void save_text(const std::string& path, const std::string& text);
+
+// A NumPy .npz holding one uint8 array `name` of `shape` (C order), as numpy.savez writes it (a
+// zip of `<name>.npy`, stored, ZIP64 beyond 4 GiB), written atomically and streamed: fill(i, dst)
+// is called for item i = 0, 1, ... along axis 0 in order and writes its prod(shape[1:]) bytes to
+// dst, so the array is never in memory whole. An exception from fill aborts the write.
+void save_npz_u8(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
+                 const std::function<void(int64_t item, uint8_t* dst)>& fill);
 
 // f32 [B, 3, H, W] -> one [3, rows * H, cols * W] grid, cols = ceil(sqrt(B)), rows = ceil(B / cols),
 // images in row-major order, empty cells black; B = 1 gives the image itself.

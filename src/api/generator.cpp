@@ -138,6 +138,9 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
     if (c < 0 || c >= num_classes())
       throw Error("class " + std::to_string(c) + " is outside [0, " + std::to_string(num_classes()) + ")");
   if (req.batch < 0) throw Error("batch must be >= 0");
+  if (!req.image_indices.empty() && req.image_indices.size() != req.classes.size())
+    throw Error("image_indices: expected one index per class entry (" + std::to_string(req.classes.size()) + "), got " +
+                std::to_string(req.image_indices.size()));
   const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
   const int64_t L = total_tokens(), S = image_size(), batch = req.batch > 0 ? req.batch : n;
   GenerateResult res;
@@ -150,7 +153,8 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
     in.sampling = settings;
     for (int64_t i = 0; i < nb; ++i) {
       in.labels.push_back(req.classes[static_cast<size_t>(b0 + i)]);
-      in.image_index.push_back(req.first_index + static_cast<uint32_t>(b0 + i));
+      in.image_index.push_back(req.image_indices.empty() ? req.first_index + static_cast<uint32_t>(b0 + i)
+                                                         : req.image_indices[static_cast<size_t>(b0 + i)]);
     }
     model::ScaleCallback on_scale;
     if (progress)

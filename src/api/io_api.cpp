@@ -4,7 +4,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include "io/atomic_file.hpp"
 #include "io/npy.hpp"
+#include "io/npz.hpp"
 #include "io/png.hpp"
 #include "varcode/io.hpp"
 #include "varcode/vqvae.hpp"
@@ -32,6 +34,22 @@ void save_png(const std::string& path, const Tensor& img_chw) {
     throw Error("save_png: image must be f32 [3, H, W], got " + shape_str(img_chw.shape()));
   io::write_png(path, io::image_from_chw(img_chw.data<float>(), static_cast<int>(img_chw.dim(1)),
                                          static_cast<int>(img_chw.dim(2))));
+}
+
+Rgb8Image load_png_rgb8(const std::string& path) {
+  io::Image8 im = io::read_png(path);
+  Rgb8Image out;
+  out.height = im.height;
+  out.width = im.width;
+  out.rgb = std::move(im.rgb);
+  return out;
+}
+
+void save_text(const std::string& path, const std::string& text) { io::write_file_atomically(path, text.data(), text.size()); }
+
+void save_npz_u8(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
+                 const std::function<void(int64_t, uint8_t*)>& fill) {
+  io::write_npz_u8_streamed(path, name, shape, fill);
 }
 
 Tensor image_grid(const Tensor& images) {

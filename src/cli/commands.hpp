@@ -12,5 +12,7 @@ void register_edit(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_decode(CLI::App& app);
 void register_encode(CLI::App& app);
+void register_sample(CLI::App& app);
+void register_pack(CLI::App& app);
 
 }  // namespace varcode::cli

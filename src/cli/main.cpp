@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   varcode::cli::register_bench(app);
   varcode::cli::register_decode(app);
   varcode::cli::register_encode(app);
+  varcode::cli::register_sample(app);
+  varcode::cli::register_pack(app);
 
   varcode::cli::register_inspect(app);
   varcode::cli::register_convert(app);

@@ -164,6 +164,26 @@ Tensor read_npy(const std::string& path) {
   return t;
 }
 
+std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
+  std::string sh = "(";
+  for (size_t i = 0; i < shape.size(); ++i) sh += (i ? ", " : "") + std::to_string(shape[i]);
+  sh += shape.size() == 1 ? ",)" : ")";  // a Python 1-tuple
+  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + sh + ", }";
+  // As numpy does: pad with spaces so that the data starts on a 64-byte boundary, end with '\n'.
+  size_t total = 10 + dict.size() + 1;
+  total = (total + 63) / 64 * 64;
+  dict.append(total - 10 - dict.size() - 1, ' ');
+  dict += '\n';
+  if (dict.size() > 65535) throw Error(".npy header too long");
+  std::string bytes = "\x93NUMPY";
+  bytes += '\x01';
+  bytes += '\x00';
+  bytes += static_cast<char>(dict.size() & 0xff);
+  bytes += static_cast<char>(dict.size() >> 8);
+  bytes += dict;
+  return bytes;
+}
+
 void write_npy(const std::string& path, const Tensor& t) {
   const char* descr;
   if (t.dtype() == DType::f32)
@@ -172,22 +192,7 @@ void write_npy(const std::string& path, const Tensor& t) {
     descr = "<i8";
   else
     throw Error(path + ": write_npy supports f32 and i64 tensors, got " + dtype_name(t.dtype()));
-  std::string shape = "(";
-  for (size_t i = 0; i < t.shape().size(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
-  shape += t.shape().size() == 1 ? ",)" : ")";  // a Python 1-tuple
-  std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  // As numpy does: pad with spaces so that the data starts on a 64-byte boundary, end with '\n'.
-  size_t total = 10 + dict.size() + 1;
-  total = (total + 63) / 64 * 64;
-  dict.append(total - 10 - dict.size() - 1, ' ');
-  dict += '\n';
-  if (dict.size() > 65535) throw Error(path + ": .npy header too long");
-  std::string bytes = "\x93NUMPY";
-  bytes += '\x01';
-  bytes += '\x00';
-  bytes += static_cast<char>(dict.size() & 0xff);
-  bytes += static_cast<char>(dict.size() >> 8);
-  bytes += dict;
+  std::string bytes = npy_header(descr, std::vector<int64_t>(t.shape().begin(), t.shape().end()));
   if (t.nbytes()) bytes.append(static_cast<const char*>(t.raw()), t.nbytes());
   write_file_atomically(path, bytes.data(), bytes.size());
 }
