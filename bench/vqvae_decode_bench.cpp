@@ -1,8 +1,10 @@
-// VQ-VAE decode timing at the official size (ch = 160, random weights), and the decoder's
-// convolutions alone with NCHW activations versus the layout oneDNN picks itself (format any) and NHWC.
+// VQ-VAE decode timing at the official size (ch = 160, random weights) in f32 and bf16 at batch 1
+// and 4 (counter s/image), and the decoder's convolutions alone with NCHW activations versus the
+// layout oneDNN picks itself (format any) and NHWC.
 //   build/varcode_microbench --benchmark_filter=Vqvae
 #include <benchmark/benchmark.h>
 
+#include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
@@ -14,20 +16,36 @@ namespace {
 
 using namespace varcode;
 
-const model::Vqvae& official_size_decoder() {
+const model::Vqvae& official_size_decoder(DType compute) {
   static const io::Checkpoint ck = model::random_vqvae_checkpoint({160, {1, 1, 2, 2, 4}, 2, 4096, 32, false, 1});
-  static const model::Vqvae vae = model::Vqvae::load(ck);
-  return vae;
+  static std::map<DType, model::Vqvae> loaded;
+  auto it = loaded.find(compute);
+  if (it == loaded.end()) it = loaded.emplace(compute, model::Vqvae::load(ck, compute)).first;
+  return it->second;
 }
 
+// Args: {bf16 (0 = f32, 1 = bf16), batch}.
 void BM_VqvaeDecode256(benchmark::State& state) {
-  const model::Vqvae& vae = official_size_decoder();
-  Tensor f_hat = Tensor::zeros(DType::f32, {1, 32, 16, 16});  // [1, 32, 16, 16]
+  const DType compute = state.range(0) ? DType::bf16 : DType::f32;
+  const int batch = static_cast<int>(state.range(1));
+  const model::Vqvae& vae = official_size_decoder(compute);
+  Tensor f_hat = Tensor::zeros(DType::f32, {batch, 32, 16, 16});  // [B, 32, 16, 16]
   for (int i = 0; i < f_hat.numel(); ++i) f_hat.data<float>()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
-  vae.fhat_to_img(f_hat);  // primitives created and weights reordered outside the timing
+  vae.fhat_to_img(f_hat);  // primitives created, weights reordered and buffers pooled outside the timing
   for (auto _ : state) benchmark::DoNotOptimize(vae.fhat_to_img(f_hat));
+  state.counters["s/image"] = benchmark::Counter(batch, benchmark::Counter::kIsIterationInvariantRate |
+                                                            benchmark::Counter::kInvert);
+  state.SetLabel(dtype_name(compute));
 }
-BENCHMARK(BM_VqvaeDecode256)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK(BM_VqvaeDecode256)
+    ->ArgNames({"bf16", "batch"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({0, 4})
+    ->Args({1, 4})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
 
 // The 3x3 / 1x1 convolutions of one ch=160 decode at 256 px: {in, out, side, kernel, count}.
 struct ConvShape {
