@@ -1,9 +1,10 @@
 // VQ-VAE decode timing at the official size (ch = 160, random weights) in f32 and bf16 at batch 1
 // and 4 (counter s/image), and the decoder's convolutions alone with NCHW activations versus the
-// layout oneDNN picks itself (format any) and NHWC.
+// layout oneDNN picks itself (format any) and NHWC, f32 and bf16 (the ceiling a decode can reach).
 //   build/varcode_microbench --benchmark_filter=Vqvae
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
@@ -66,7 +67,8 @@ std::vector<ConvShape> decoder_convs() {
 
 void BM_VqvaeDecoderConvs(benchmark::State& state) {
   using dnnl::memory;
-  const int layout = static_cast<int>(state.range(0));  // 0 NCHW, 1 oneDNN's choice, 2 NHWC
+  const int layout = static_cast<int>(state.range(0));  // 0 NCHW, 1 oneDNN's choice, 2 NHWC, 3 NHWC bf16
+  const auto dt = layout == 3 ? memory::data_type::bf16 : memory::data_type::f32;
   const auto& eng = kernels::cpu::dnnl_engine();
   auto& stream = kernels::cpu::dnnl_stream();
   struct Layer {
@@ -78,11 +80,11 @@ void BM_VqvaeDecoderConvs(benchmark::State& state) {
   double flops = 0;
   for (const ConvShape& s : decoder_convs()) {
     const auto act = layout == 1   ? memory::format_tag::any
-                     : layout == 2 ? memory::format_tag::nhwc
+                     : layout >= 2 ? memory::format_tag::nhwc
                                    : memory::format_tag::nchw;
-    memory::desc src_md({1, s.in, s.side, s.side}, memory::data_type::f32, act);
-    memory::desc dst_md({1, s.out, s.side, s.side}, memory::data_type::f32, act);
-    memory::desc w_md({s.out, s.in, s.k, s.k}, memory::data_type::f32, memory::format_tag::any);
+    memory::desc src_md({1, s.in, s.side, s.side}, dt, act);
+    memory::desc dst_md({1, s.out, s.side, s.side}, dt, act);
+    memory::desc w_md({s.out, s.in, s.k, s.k}, dt, memory::format_tag::any);
     memory::desc b_md({s.out}, memory::data_type::f32, memory::format_tag::x);
     const int p = s.k / 2;
     dnnl::convolution_forward::primitive_desc pd({dnnl::prop_kind::forward_inference,
@@ -99,10 +101,10 @@ void BM_VqvaeDecoderConvs(benchmark::State& state) {
                       memory(pd.bias_desc(), eng), memory(pd.dst_desc(), eng), s.count});
     flops += 2.0 * s.in * s.out * s.k * s.k * s.side * s.side * s.count;
   }
-  for (auto& l : layers)  // touch every buffer once
+  for (auto& l : layers)  // touch every buffer once (0x3c23 is about 0.01 in bf16 and 0.01f's top half)
     for (memory* m : {&l.src, &l.w, &l.b, &l.dst}) {
-      auto* p = static_cast<float*>(m->get_data_handle());
-      for (size_t i = 0; i < m->get_desc().get_size() / sizeof(float); ++i) p[i] = 0.01f;
+      auto* p = static_cast<uint16_t*>(m->get_data_handle());
+      for (size_t i = 0; i < m->get_desc().get_size() / sizeof(uint16_t); ++i) p[i] = 0x3c23;
     }
   for (auto _ : state) {
     for (auto& l : layers)
@@ -116,9 +118,10 @@ void BM_VqvaeDecoderConvs(benchmark::State& state) {
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.SetLabel(layout == 1   ? "activations: oneDNN's choice (any)"
                  : layout == 2 ? "activations: NHWC"
+                 : layout == 3 ? "activations: NHWC bf16"
                                : "activations: NCHW");
 }
-BENCHMARK(BM_VqvaeDecoderConvs)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK(BM_VqvaeDecoderConvs)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 }  // namespace
 

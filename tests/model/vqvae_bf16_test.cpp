@@ -16,9 +16,10 @@ namespace {
 
 const std::string kFixtures = VARCODE_FIXTURES;
 
-// Measured on the tiny fixture (AVX512-BF16 machine): max abs error 0.041, mean 0.0037 on
-// [-1, 1] images.
-constexpr double kMaxTol = 0.05;
+// Measured on the tiny fixture (AVX512-BF16 machine): max abs error 0.041 to 0.046 (it moves
+// with the f32 rounding of the GroupNorm code that feeds the bf16 stores), mean 0.0036 on [-1, 1]
+// images; a margin above both.
+constexpr double kMaxTol = 0.06;
 constexpr double kMeanTol = 0.01;
 
 struct Errors {
