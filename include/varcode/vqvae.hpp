@@ -21,8 +21,11 @@ class VqvaeModel {
  public:
   // Loads a VQ-VAE checkpoint (.pth or .safetensors) and checks every tensor against the
   // architecture inferred from it. Error for a missing or unreadable file, a VAR transformer file,
-  // or a tensor of the wrong name or shape.
-  static VqvaeModel open(const std::string& path);
+  // or a tensor of the wrong name or shape. `compute` is the decoder's arithmetic: DType::f32
+  // (default; matches the PyTorch reference to ~1e-5) or DType::bf16 (bf16 activations and
+  // weights in the convolutions, f32 accumulation and statistics: about twice as fast, images
+  // within ~1e-2 of f32). Encoding is f32 either way. Error for any other dtype.
+  static VqvaeModel open(const std::string& path, DType compute = DType::f32);
 
   const std::string& path() const;
   int ch() const;           // base channel count (160 for the official model)

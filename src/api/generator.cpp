@@ -42,12 +42,12 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
                 : dtype == ComputeDType::bf16 ? DType::bf16
                                               : (cpu_has_bf16() ? DType::bf16 : DType::f32);
   if (files.vae == "random") {
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({})));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype));
   } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
       throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype));
   }
   const bool code = !files.drafter.empty() || !files.refiner.empty();
   if (code) {

@@ -19,10 +19,10 @@ constexpr int64_t kKnownTokenCounts[] = {680, 2240};
 
 }  // namespace
 
-VqvaeModel VqvaeModel::open(const std::string& path) {
+VqvaeModel VqvaeModel::open(const std::string& path, DType compute) {
   auto impl = std::make_shared<Impl>();
   impl->ckpt = io::load_checkpoint(path);
-  impl->vae = model::Vqvae::load(impl->ckpt);
+  impl->vae = model::Vqvae::load(impl->ckpt, compute);
   VqvaeModel m;
   m.impl_ = std::move(impl);
   return m;

@@ -2,12 +2,12 @@
 
 namespace varcode::model {
 
-Vqvae Vqvae::load(const io::Checkpoint& ckpt) {
+Vqvae Vqvae::load(const io::Checkpoint& ckpt, DType compute) {
   Vqvae m;
   m.config_ = infer_vae_config(ckpt);
   WeightSource ws(ckpt);
   m.quantizer_ = Quantizer::load(ws, m.config_);
-  m.decoder_ = VqvaeDecoder::load(ws, m.config_);
+  m.decoder_ = VqvaeDecoder::load(ws, m.config_, compute);
   if (m.config_.has_encoder) m.encoder_ = std::make_shared<const VqvaeEncoder>(VqvaeEncoder::load(ws, m.config_));
   ws.finish();
   return m;

@@ -1,6 +1,6 @@
 #include "model/vqvae_blocks.hpp"
 
-#include "kernels/cpu/group_norm.hpp"
+#include "kernels/cpu/channels_last.hpp"
 #include "kernels/cpu/vae_attention.hpp"
 
 namespace varcode::model {
@@ -15,8 +15,8 @@ VaeGroupNorm VaeGroupNorm::load(WeightSource& ws, const std::string& prefix, int
   return {ws.take(prefix + "weight", {channels}), ws.take(prefix + "bias", {channels})};
 }
 
-Tensor VaeGroupNorm::forward(const Tensor& x, bool fuse_silu) const {
-  return kernels::cpu::group_norm(x, gamma, beta, kVaeNormGroups, kVaeNormEps, fuse_silu);  // [B, C, H, W]
+void VaeGroupNorm::forward_nhwc(const Tensor& x, bool fuse_silu, Tensor& y) const {
+  kernels::cpu::group_norm_nhwc(x, gamma, beta, kVaeNormGroups, kVaeNormEps, fuse_silu, y);
 }
 
 Conv2d load_conv(WeightSource& ws, const std::string& prefix, int out_ch, int in_ch, int kernel,
@@ -39,12 +39,24 @@ ResnetBlock ResnetBlock::load(WeightSource& ws, const std::string& prefix, int i
   return b;
 }
 
-Tensor ResnetBlock::forward(const Tensor& x) const {
-  Tensor h = conv1_.forward(norm1_.forward(x, /*fuse_silu=*/true));             // [B, out, H, W]
-  h = norm2_.forward(h, /*fuse_silu=*/true);                                    // [B, out, H, W]
-  Tensor out = nin_shortcut_.defined() ? nin_shortcut_.forward(x) : x.clone();  // [B, out, H, W]
-  conv2_.forward_accumulate(h, out);                                            // out = shortcut(x) + conv2(h)
-  return out;
+Tensor ResnetBlock::forward(Tensor x, const VaeRun& run) const {
+  Shape out_shape = x.shape();
+  out_shape[3] = conv1_.out_channels();
+  Tensor t = run.pool.acquire(run.act, x.shape());  // [B, H, W, in]
+  norm1_.forward_nhwc(x, /*fuse_silu=*/true, t);
+  Tensor h = run.pool.acquire(run.act, out_shape);  // [B, H, W, out]
+  conv1_.forward_nhwc(t, h, /*accumulate=*/false);
+  run.pool.release(t);
+  norm2_.forward_nhwc(h, /*fuse_silu=*/true, h);  // in place
+  if (nin_shortcut_.defined()) {
+    Tensor shortcut = run.pool.acquire(DType::f32, out_shape);  // [B, H, W, out]
+    nin_shortcut_.forward_nhwc(x, shortcut, /*accumulate=*/false);
+    run.pool.release(x);
+    x = shortcut;
+  }
+  conv2_.forward_nhwc(h, x, /*accumulate=*/true);  // x = shortcut(x) + conv2(h), fused into the conv
+  run.pool.release(h);
+  return x;
 }
 
 AttnBlock AttnBlock::load(WeightSource& ws, const std::string& prefix, int channels) {
@@ -55,12 +67,20 @@ AttnBlock AttnBlock::load(WeightSource& ws, const std::string& prefix, int chann
   return a;
 }
 
-Tensor AttnBlock::forward(const Tensor& x) const {
-  Tensor qkv = qkv_.forward(norm_.forward(x, /*fuse_silu=*/false));  // [B, 3C, H, W]
-  Tensor h = kernels::cpu::vae_spatial_attention(qkv);               // [B, C, H, W]
-  Tensor out = x.clone();                                            // [B, C, H, W]
-  proj_out_.forward_accumulate(h, out);                              // out = x + proj_out(h)
-  return out;
+Tensor AttnBlock::forward(Tensor x, const VaeRun& run) const {
+  Shape qkv_shape = x.shape();
+  qkv_shape[3] = qkv_.out_channels();
+  Tensor t = run.pool.acquire(run.act, x.shape());  // [B, H, W, C]
+  norm_.forward_nhwc(x, /*fuse_silu=*/false, t);
+  Tensor qkv = run.pool.acquire(DType::f32, qkv_shape);  // [B, H, W, 3C]
+  qkv_.forward_nhwc(t, qkv, /*accumulate=*/false);
+  run.pool.release(t);
+  Tensor h = run.pool.acquire(DType::f32, x.shape());  // [B, H, W, C]
+  kernels::cpu::vae_spatial_attention_nhwc(qkv, h);
+  run.pool.release(qkv);
+  proj_out_.forward_nhwc(h, x, /*accumulate=*/true);  // x = x + proj_out(h)
+  run.pool.release(h);
+  return x;
 }
 
 }  // namespace varcode::model

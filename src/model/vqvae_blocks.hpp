@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernels/cpu/conv2d.hpp"
+#include "model/buffer_pool.hpp"
 #include "model/weights.hpp"
 #include "varcode/tensor.hpp"
 
@@ -12,13 +13,23 @@ namespace varcode::model {
 constexpr int kVaeNormGroups = 32;
 constexpr float kVaeNormEps = 1e-6f;
 
+// How a forward pass runs. Activations are channels-last [B, H, W, C] end to end. The residual
+// stream (block inputs and outputs, the convolutions' accumulation targets) is always f32; `act`
+// is the dtype of the convolution inputs (the GroupNorm + SiLU and upsample outputs) and of the
+// ResnetBlocks' inner map: bf16 halves their traffic and runs oneDNN's bf16 kernels, f32 keeps
+// the decode exact. Every map comes from and goes back to `pool`.
+struct VaeRun {
+  BufferPool& pool;
+  DType act = DType::f32;
+};
+
 struct VaeGroupNorm {
   Tensor gamma;  // [C]
   Tensor beta;   // [C]
 
   static VaeGroupNorm load(WeightSource& ws, const std::string& prefix, int channels);
-  // x [B, C, H, W] -> [B, C, H, W]
-  Tensor forward(const Tensor& x, bool fuse_silu) const;
+  // x [B, H, W, C] -> y [B, H, W, C] (any f32 / bf16 mix; y may alias x when the dtypes match).
+  void forward_nhwc(const Tensor& x, bool fuse_silu, Tensor& y) const;
 };
 
 // `prefix` + "weight" [out, in, k, k] and "bias" [out].
@@ -32,8 +43,9 @@ kernels::cpu::Conv2d load_conv(WeightSource& ws, const std::string& prefix, int 
 class ResnetBlock {
  public:
   static ResnetBlock load(WeightSource& ws, const std::string& prefix, int in_ch, int out_ch);
-  // x [B, in_ch, H, W] -> [B, out_ch, H, W]
-  Tensor forward(const Tensor& x) const;
+  // x [B, H, W, in_ch] f32 from run.pool -> [B, H, W, out_ch] f32 from run.pool. x is consumed:
+  // updated in place (identity shortcut) or released.
+  Tensor forward(Tensor x, const VaeRun& run) const;
 
  private:
   VaeGroupNorm norm1_, norm2_;
@@ -44,8 +56,9 @@ class ResnetBlock {
 class AttnBlock {
  public:
   static AttnBlock load(WeightSource& ws, const std::string& prefix, int channels);
-  // x [B, C, H, W] -> [B, C, H, W]
-  Tensor forward(const Tensor& x) const;
+  // x [B, H, W, C] f32 from run.pool, updated in place and returned. The attention itself runs
+  // in f32 (16 x 16 maps: a few ms).
+  Tensor forward(Tensor x, const VaeRun& run) const;
 
  private:
   VaeGroupNorm norm_;

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/upsample_nearest.hpp"
+#include "kernels/cpu/channels_last.hpp"
 
 namespace varcode::model {
 
-VqvaeDecoder VqvaeDecoder::load(WeightSource& ws, const VaeConfig& cfg) {
+VqvaeDecoder VqvaeDecoder::load(WeightSource& ws, const VaeConfig& cfg, DType compute) {
+  if (compute != DType::f32 && compute != DType::bf16)
+    throw Error(std::string("VQ-VAE decoder: compute dtype must be f32 or bf16, got ") + dtype_name(compute));
   VqvaeDecoder d;
+  d.compute_ = compute;
   const int n_levels = static_cast<int>(cfg.ch_mult.size());
   const int cvae = cfg.z_channels;
   d.z_channels_ = cvae;
@@ -41,21 +44,48 @@ Tensor VqvaeDecoder::forward(const Tensor& f_hat) const {
       f_hat.dim(3) <= 0)
     throw Error("VQ-VAE decoder: f_hat must be f32 [B, " + std::to_string(z_channels_) + ", P, P], got " +
                 shape_str(f_hat.shape()));
-  Tensor h = conv_in_.forward(post_quant_conv_.forward(f_hat));  // [B, C_top, P, P]
-  h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h)));
+  const int64_t B = f_hat.dim(0), P = f_hat.dim(2), Q = f_hat.dim(3);
+  BufferPools::Lease lease = pools_->lease();
+  const VaeRun run{lease.pool(), compute_};
+  BufferPool& pool = run.pool;
+
+  // The small 16 x 16 head stays f32 in both modes: a few MFLOP, and it sets the whole residual.
+  Tensor z = pool.acquire(DType::f32, {B, P, Q, z_channels_});  // [B, P, P, Cvae]
+  kernels::cpu::nchw_to_nhwc(f_hat, z);
+  Tensor zq = pool.acquire(DType::f32, {B, P, Q, z_channels_});  // [B, P, P, Cvae]
+  post_quant_conv_.forward_nhwc(z, zq, false);
+  pool.release(z);
+  Tensor h = pool.acquire(DType::f32, {B, P, Q, conv_in_.out_channels()});  // [B, P, P, C_top]
+  conv_in_.forward_nhwc(zq, h, false);
+  pool.release(zq);
+
+  h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h, run), run), run);
   for (int level = static_cast<int>(levels_.size()) - 1; level >= 0; --level) {
     const Level& lv = levels_[static_cast<size_t>(level)];
     for (size_t j = 0; j < lv.blocks.size(); ++j) {
-      h = lv.blocks[j].forward(h);  // [B, C_level, R, R]
-      if (!lv.attns.empty()) h = lv.attns[j].forward(h);
+      h = lv.blocks[j].forward(h, run);  // [B, R, R, C_level]
+      if (!lv.attns.empty()) h = lv.attns[j].forward(h, run);
     }
-    if (level != 0) h = lv.upsample_conv.forward(kernels::cpu::upsample_nearest2x(h));  // [B, C_level, 2R, 2R]
+    if (level != 0) {
+      Shape up_shape{B, 2 * h.dim(1), 2 * h.dim(2), h.dim(3)};
+      Tensor u = pool.acquire(run.act, up_shape);  // [B, 2R, 2R, C_level]
+      kernels::cpu::upsample_nearest2x_nhwc(h, u);
+      pool.release(h);
+      h = pool.acquire(DType::f32, up_shape);  // [B, 2R, 2R, C_level]
+      lv.upsample_conv.forward_nhwc(u, h, false);
+      pool.release(u);
+    }
   }
-  Tensor img = conv_out_.forward(norm_out_.forward(h, /*fuse_silu=*/true));  // [B, 3, H, W]
-  float* p = img.data<float>();
-  const int64_t n = img.numel();
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) p[i] = std::clamp(p[i], -1.0f, 1.0f);
+  Tensor t = pool.acquire(run.act, h.shape());  // [B, H, W, ch]
+  norm_out_.forward_nhwc(h, /*fuse_silu=*/true, t);
+  pool.release(h);
+  Tensor out = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_.out_channels()});  // [B, H, W, 3]
+  conv_out_.forward_nhwc(t, out, false);
+  pool.release(t);
+  // The image leaves in a fresh NCHW buffer (the caller keeps it), clamped on the way.
+  Tensor img = Tensor::empty(DType::f32, {B, out.dim(3), out.dim(1), out.dim(2)});  // [B, 3, H, W]
+  kernels::cpu::nhwc_to_nchw(out, img, -1.0f, 1.0f);
+  pool.release(out);
   return img;
 }
 

@@ -1,5 +1,6 @@
 // The VQ-VAE decoder side: post_quant_conv + decoder (spec §4.3), f_hat -> image in [-1, 1].
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "model/config.hpp"
@@ -10,12 +11,15 @@ namespace varcode::model {
 
 class VqvaeDecoder {
  public:
-  // Takes `post_quant_conv.*` and `decoder.*` for the architecture `cfg` describes.
-  static VqvaeDecoder load(WeightSource& ws, const VaeConfig& cfg);
+  // Takes `post_quant_conv.*` and `decoder.*` for the architecture `cfg` describes. `compute` is
+  // f32 (exact, matches the reference to ~1e-5) or bf16 (convolutions on bf16 activations and
+  // weights with f32 accumulation, f32 residual stream and GroupNorm statistics).
+  static VqvaeDecoder load(WeightSource& ws, const VaeConfig& cfg, DType compute = DType::f32);
 
   // fhat_to_img without the final mapping to [0, 1]: clamp(decoder(post_quant_conv(f_hat)), -1, 1).
   // f_hat [B, Cvae, P, P] -> [B, 3, P * downsample, P * downsample]
   Tensor forward(const Tensor& f_hat) const;
+  DType compute_dtype() const { return compute_; }
 
  private:
   struct Level {  // decoder.up.<level>
@@ -24,6 +28,8 @@ class VqvaeDecoder {
     kernels::cpu::Conv2d upsample_conv;  // absent at level 0
   };
   int z_channels_ = 0;
+  DType compute_ = DType::f32;
+  std::shared_ptr<BufferPools> pools_ = std::make_shared<BufferPools>();  // shared by copies
   kernels::cpu::Conv2d post_quant_conv_, conv_in_, conv_out_;
   ResnetBlock mid_block_1_, mid_block_2_;
   AttnBlock mid_attn_1_;

@@ -1,5 +1,7 @@
 #include "model/vqvae_encoder.hpp"
 
+#include "kernels/cpu/channels_last.hpp"
+
 namespace varcode::model {
 
 using kernels::cpu::Conv2dGeometry;
@@ -40,18 +42,45 @@ Tensor VqvaeEncoder::forward(const Tensor& img) const {
       img.dim(3) <= 0 || img.dim(2) % ds != 0 || img.dim(3) % ds != 0)
     throw Error("VQ-VAE encoder: image must be f32 [B, " + std::to_string(in_channels_) +
                 ", H, W] with H and W positive multiples of " + std::to_string(ds) + ", got " + shape_str(img.shape()));
-  Tensor h = conv_in_.forward(img);  // [B, ch, H, W]
+  // The same channels-last f32 blocks as the decoder (encoding is not on the generation path, so
+  // it stays f32).
+  const int64_t B = img.dim(0), H = img.dim(2), W = img.dim(3);
+  BufferPools::Lease lease = pools_->lease();
+  const VaeRun run{lease.pool(), DType::f32};
+  BufferPool& pool = run.pool;
+  Tensor x = pool.acquire(DType::f32, {B, H, W, in_channels_});  // [B, H, W, 3]
+  kernels::cpu::nchw_to_nhwc(img, x);
+  Tensor h = pool.acquire(DType::f32, {B, H, W, conv_in_.out_channels()});  // [B, H, W, ch]
+  conv_in_.forward_nhwc(x, h, false);
+  pool.release(x);
   for (size_t level = 0; level < levels_.size(); ++level) {
     const Level& lv = levels_[level];
     for (size_t j = 0; j < lv.blocks.size(); ++j) {
-      h = lv.blocks[j].forward(h);  // [B, C_level, R, R]
-      if (!lv.attns.empty()) h = lv.attns[j].forward(h);
+      h = lv.blocks[j].forward(h, run);  // [B, R, R, C_level]
+      if (!lv.attns.empty()) h = lv.attns[j].forward(h, run);
     }
-    if (lv.downsample_conv.defined()) h = lv.downsample_conv.forward(h);  // [B, C_level, R/2, R/2]
+    if (lv.downsample_conv.defined()) {
+      const int r = static_cast<int>(h.dim(1)), c = static_cast<int>(h.dim(2));
+      Tensor d = pool.acquire(DType::f32, {B, lv.downsample_conv.out_h(r), lv.downsample_conv.out_w(c), h.dim(3)});
+      lv.downsample_conv.forward_nhwc(h, d, false);  // [B, R/2, R/2, C_level]
+      pool.release(h);
+      h = d;
+    }
   }
-  h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h)));  // [B, C_top, P, P]
-  Tensor f = conv_out_.forward(norm_out_.forward(h, /*fuse_silu=*/true));  // [B, Cvae, P, P]
-  return quant_conv_.forward(f);                                           // [B, Cvae, P, P]
+  h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h, run), run), run);  // [B, P, P, C_top]
+  Tensor t = pool.acquire(DType::f32, h.shape());                                         // [B, P, P, C_top]
+  norm_out_.forward_nhwc(h, /*fuse_silu=*/true, t);
+  pool.release(h);
+  Tensor f = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_.out_channels()});  // [B, P, P, Cvae]
+  conv_out_.forward_nhwc(t, f, false);
+  pool.release(t);
+  Tensor q = pool.acquire(DType::f32, f.shape());  // [B, P, P, Cvae]
+  quant_conv_.forward_nhwc(f, q, false);
+  pool.release(f);
+  Tensor out = Tensor::empty(DType::f32, {B, q.dim(3), q.dim(1), q.dim(2)});  // [B, Cvae, P, P]
+  kernels::cpu::nhwc_to_nchw(q, out);
+  pool.release(q);
+  return out;
 }
 
 }  // namespace varcode::model

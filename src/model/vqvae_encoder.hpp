@@ -1,5 +1,6 @@
 // The VQ-VAE encoder side: encoder + quant_conv (spec §4.4), image in [-1, 1] -> latent f.
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "model/config.hpp"
@@ -25,6 +26,7 @@ class VqvaeEncoder {
     kernels::cpu::Conv2d downsample_conv;  // absent at the last level
   };
   int in_channels_ = 3;
+  std::shared_ptr<BufferPools> pools_ = std::make_shared<BufferPools>();  // shared by copies
   kernels::cpu::Conv2d conv_in_, conv_out_, quant_conv_;
   std::vector<Level> levels_;
   ResnetBlock mid_block_1_, mid_block_2_;

@@ -25,8 +25,15 @@ constexpr tag kComputeTag = tag::any;
 struct Key {
   int64_t n, h, w;
   bool accumulate;
-  bool operator<(const Key& o) const { return std::tie(n, h, w, accumulate) < std::tie(o.n, o.h, o.w, o.accumulate); }
+  bool nhwc = false;  // forward_nhwc: channels-last user buffers, no reorders
+  memory::data_type src_dt = memory::data_type::f32, dst_dt = memory::data_type::f32;
+  auto tie() const { return std::tie(n, h, w, accumulate, nhwc, src_dt, dst_dt); }
+  bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
+
+memory::data_type dnnl_dtype(DType dt) {
+  return dt == DType::bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
 
 struct Plan {
   dnnl::convolution_forward conv;
@@ -70,11 +77,16 @@ struct Conv2d::State {
     const auto& eng = dnnl_engine();
     const int64_t ho = (key.h + geo.pad_top + geo.pad_bottom - kh) / geo.stride + 1;
     const int64_t wo = (key.w + geo.pad_left + geo.pad_right - kw) / geo.stride + 1;
-    memory::desc user_src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kActivationTag);
-    memory::desc user_dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kActivationTag);
-    memory::desc src_md({key.n, in_ch, key.h, key.w}, memory::data_type::f32, kComputeTag);
-    memory::desc dst_md({key.n, out_ch, ho, wo}, memory::data_type::f32, kComputeTag);
-    memory::desc w_md({out_ch, in_ch, kh, kw}, memory::data_type::f32, tag::any);
+    const tag user_tag = key.nhwc ? tag::nhwc : kActivationTag;
+    // Channels-last runs as given: oneDNN's direct kernels take nhwc (f32 and bf16) at about the
+    // speed of their blocked layout, and no reorder is paid.
+    const tag compute_tag = key.nhwc ? tag::nhwc : kComputeTag;
+    memory::desc user_src_md({key.n, in_ch, key.h, key.w}, key.src_dt, user_tag);
+    memory::desc user_dst_md({key.n, out_ch, ho, wo}, key.dst_dt, user_tag);
+    memory::desc src_md({key.n, in_ch, key.h, key.w}, key.src_dt, compute_tag);
+    memory::desc dst_md({key.n, out_ch, ho, wo}, key.dst_dt, compute_tag);
+    // bf16 activations take bf16 weights (what the bf16 kernels multiply); f32 accumulation.
+    memory::desc w_md({out_ch, in_ch, kh, kw}, key.src_dt, tag::any);
     memory::desc b_md({out_ch}, memory::data_type::f32, tag::x);
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                          src_md, w_md, b_md, dst_md, {geo.stride, geo.stride},
@@ -148,7 +160,8 @@ void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
-    plan = state_->plan_for({x.dim(0), x.dim(2), x.dim(3), accumulate});
+    plan = state_->plan_for(
+        {x.dim(0), x.dim(2), x.dim(3), accumulate, false, memory::data_type::f32, memory::data_type::f32});
   }
   const auto& eng = dnnl_engine();
   auto& stream = dnnl_stream();
@@ -168,6 +181,40 @@ void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
   plan.conv.execute(
       stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan.weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
   if (blocked_dst) dnnl::reorder(dst, user_dst).execute(stream, dst, user_dst);
+  stream.wait();
+}
+
+void Conv2d::forward_nhwc(const Tensor& x, Tensor& y, bool accumulate) const {
+  if (!state_) throw Error("conv2d: layer not initialised");
+  const auto ok_dtype = [](const Tensor& t) { return t.dtype() == DType::f32 || t.dtype() == DType::bf16; };
+  if (!ok_dtype(x) || x.ndim() != 4 || x.dim(3) != in_channels())
+    throw Error("conv2d: channels-last input must be f32 or bf16 [B, H, W, " + std::to_string(in_channels()) +
+                "], got " + shape_str(x.shape()));
+  if (x.dim(1) + state_->geo.pad_top + state_->geo.pad_bottom < state_->kh ||
+      x.dim(2) + state_->geo.pad_left + state_->geo.pad_right < state_->kw)
+    throw Error("conv2d: input " + shape_str(x.shape()) + " is smaller than the kernel");
+  const Shape want{x.dim(0), out_h(static_cast<int>(x.dim(1))), out_w(static_cast<int>(x.dim(2))), out_channels()};
+  if (!ok_dtype(y) || y.shape() != want)
+    throw Error("conv2d: channels-last output must be f32 or bf16 " + shape_str(want) + ", got " +
+                shape_str(y.shape()));
+  if (x.dtype() == DType::f32 && y.dtype() == DType::bf16)
+    throw Error("conv2d: a bf16 channels-last output needs a bf16 input");
+  if (x.numel() > 0 && x.raw() == y.raw()) throw Error("conv2d: output must not alias the input");
+  if (y.numel() == 0) return;
+
+  Plan plan;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    plan = state_->plan_for({x.dim(0), x.dim(1), x.dim(2), accumulate, true, dnnl_dtype(x.dtype()),
+                             dnnl_dtype(y.dtype())});
+  }
+  const auto& eng = dnnl_engine();
+  auto& stream = dnnl_stream();
+  memory src(plan.src_md, eng, const_cast<void*>(x.raw()));
+  memory dst(plan.dst_md, eng, y.raw());
+  memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
+  plan.conv.execute(
+      stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, plan.weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
   stream.wait();
 }
 

@@ -1,8 +1,9 @@
 // 2-D convolution with bias (PyTorch Conv2d semantics) on oneDNN primitives.
 //
-// The activation layout and dtype are private to conv2d.cpp and to the callers' activation
-// buffers: today every tensor crossing this interface is f32 NCHW; a bf16 or channels-last path
-// changes the descriptors made in conv2d.cpp, not the callers' arithmetic.
+// Two interfaces: forward / forward_accumulate take f32 NCHW tensors (reordered to oneDNN's blocked
+// layout and back around every call: simple callers, small maps), forward_nhwc takes channels-last
+// tensors in f32 or bf16 and runs on them directly, for callers that keep that layout end to end
+// (the VQ-VAE).
 #pragma once
 #include <memory>
 
@@ -44,6 +45,12 @@ class Conv2d {
   // y += conv(x) + bias, the residual sum fused into the convolution. y [B, O, Ho, Wo] must not
   // alias x.
   void forward_accumulate(const Tensor& x, Tensor& y) const;
+
+  // Channels-last, no reorders: x [B, H, W, I] f32 or bf16 -> y [B, Ho, Wo, O] f32 or bf16;
+  // y = conv(x) + bias, or y += conv(x) + bias when `accumulate`. The weights are used in x's
+  // dtype (a bf16 copy is made once); accumulation is f32 inside oneDNN. A bf16 y needs a bf16 x
+  // (oneDNN's f32 kernels write f32 only). y must not alias x.
+  void forward_nhwc(const Tensor& x, Tensor& y, bool accumulate) const;
 
  private:
   struct State;

@@ -10,4 +10,8 @@ namespace varcode::kernels::cpu {
 // Both products run as oneDNN batched matmuls on strided views of qkv (no transposing copies).
 Tensor vae_spatial_attention(const Tensor& qkv);
 
+// The same on channels-last maps: qkv [B, H, W, 3C] f32 (q, k, v channel blocks in that order)
+// -> h [B, H, W, C] f32, written into `h`.
+void vae_spatial_attention_nhwc(const Tensor& qkv, Tensor& h);
+
 }  // namespace varcode::kernels::cpu
