@@ -16,7 +16,7 @@ import torch
 DATA_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 WORK_DIR = os.environ.get("VARCODE_TRAIN_DIR", "/root/varcode-train")
 REPO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODELS_DIR = os.path.join(REPO_DIR, "models")
+MODELS_DIR = os.environ.get("VARCODE_MODELS_DIR", os.path.join(REPO_DIR, "models"))
 
 PATCH_NUMS = (1, 2, 3, 4, 6, 8)  # scale schedule, latent 8x8 at 32 px
 NUM_CLASSES = 10
