@@ -22,7 +22,7 @@ from common import MODELS_DIR, WORK_DIR, CsvLog, Timer, load_ckpt, load_fashion_
 
 
 def to01(x_u8):
-    return torch.from_numpy(np.ascontiguousarray(x_u8)).float().div_(255.0).unsqueeze(1)
+    return torch.from_numpy(np.array(x_u8, dtype=np.uint8)).float().div_(255.0).unsqueeze(1)
 
 
 @torch.no_grad()

@@ -50,7 +50,7 @@ def load_fashion_u8(split):
 
 def to_model_images(x_u8):
     """uint8 [N, 28, 28] -> float32 [N, 3, 32, 32] in [-1, 1] (zero-pad 2 px = black, RGB replicate)."""
-    x = torch.from_numpy(np.ascontiguousarray(x_u8)).float().div_(127.5).sub_(1.0)
+    x = torch.from_numpy(np.array(x_u8, dtype=np.uint8)).float().div_(127.5).sub_(1.0)
     x = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)
     return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
 
