@@ -20,7 +20,7 @@ struct ModelInfo {
   int depth = 0, width = 0, heads = 0, vocab = 0, num_classes = 0, latent_channels = 0;
   std::vector<int> patch_nums;
   bool shared_adaln = false;
-  int image_size = 0;  // pixels per side, for VAR: last patch_num * 16
+  int latent_side = 0;  // the last scale's side; pixels = latent_side x the VAE's downsampling
   // VQ-VAE
   int ch = 0, z_channels = 0;
   std::vector<int> ch_mult;

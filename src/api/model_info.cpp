@@ -46,7 +46,7 @@ ModelInfo info_of(const io::Checkpoint& ckpt) {
     info.latent_channels = c.cvae;
     info.patch_nums = c.patch_nums;
     info.shared_adaln = c.shared_adaln;
-    info.image_size = c.patch_nums.back() * 16;
+    info.latent_side = c.patch_nums.back();
   } else {
     const model::VaeConfig c = model::infer_vae_config(ckpt);
     info.kind = "vqvae";
@@ -85,7 +85,7 @@ std::string model_info_json(const ModelInfo& info) {
     j["latent_channels"] = info.latent_channels;
     j["patch_nums"] = info.patch_nums;
     j["shared_adaln"] = info.shared_adaln;
-    j["image_size"] = info.image_size;
+    j["latent_side"] = info.latent_side;
   } else {
     j["ch"] = info.ch;
     j["ch_mult"] = info.ch_mult;

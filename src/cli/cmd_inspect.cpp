@@ -40,7 +40,8 @@ void register_inspect(CLI::App& app) {
                 << "width       " << info.width << " (" << info.heads << " heads)\n"
                 << "vocabulary  " << info.vocab << "\n"
                 << "classes     " << info.num_classes << "\n"
-                << "patch_nums  " << join(info.patch_nums) << " (" << info.image_size << " px)\n"
+                << "patch_nums  " << join(info.patch_nums) << " (latent " << info.latent_side << "x" << info.latent_side
+                << ")\n"
                 << "shared AdaLN " << (info.shared_adaln ? "yes" : "no") << "\n";
     } else {
       std::cout << "ch          " << info.ch << " (ch_mult " << join(info.ch_mult) << ", " << info.num_res_blocks
