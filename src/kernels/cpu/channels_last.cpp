@@ -6,19 +6,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/cpu/silu.hpp"
+#include "kernels/cpu/fast_math.hpp"
 
-// The build targets baseline x86-64 (the binary must run anywhere), so the hot row loops are
-// compiled a second and third time for AVX-512 and AVX2 and picked at load time (GCC function
-// multi-versioning). Feature names, not "arch=...": an arch clone is picked by CPU model
-// (__builtin_cpu_is), which never matches an AMD part. The OpenMP loops stay in plain functions:
-// they call the cloned row workers, because an outlined parallel region does not inherit a
-// clone's target.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define VARCODE_ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VARCODE_ROW_CLONES
-#endif
+// The hot row loops are compiled for AVX-512, AVX2 and the baseline and picked at load time
+// (VARCODE_SIMD_CLONES). The OpenMP loops stay in plain functions that call the cloned row workers,
+// because an outlined parallel region does not inherit a clone's target.
 
 namespace varcode::kernels::cpu {
 
@@ -45,6 +37,9 @@ using bf16_t = uint16_t;
   p[i] = static_cast<bf16_t>((rounded & ~is_nan) | (nan & is_nan));
 }
 
+// SiLU as silu_inplace computes it: x / (1 + exp(-x)).
+[[gnu::always_inline]] inline float silu_value(float x) { return x / (1.0f + exp_approx(-x)); }
+
 bool is_f32_or_bf16(const Tensor& t) { return t.dtype() == DType::f32 || t.dtype() == DType::bf16; }
 
 // ---- row workers (cloned per ISA) -------------------------------------------------------------
@@ -63,7 +58,7 @@ template <class T>
 }
 
 // Per-channel sum and sum of squares of `rows` rows of C channels, added onto sum[C], sq[C].
-VARCODE_ROW_CLONES void stats_rows(const void* x, bool bf16, int64_t rows, int64_t C, double* sum, double* sq) {
+VARCODE_SIMD_CLONES void stats_rows(const void* x, bool bf16, int64_t rows, int64_t C, double* sum, double* sq) {
   if (bf16)
     stats_rows_t(static_cast<const bf16_t*>(x), rows, C, sum, sq);
   else
@@ -115,7 +110,7 @@ template <class TI, class TO>
 }
 
 // y = x * scale[c] + shift[c] (then SiLU) over `rows` rows of C channels.
-VARCODE_ROW_CLONES void affine_rows(const void* x, bool x_bf16, void* y, bool y_bf16, int64_t rows, int64_t C,
+VARCODE_SIMD_CLONES void affine_rows(const void* x, bool x_bf16, void* y, bool y_bf16, int64_t rows, int64_t C,
                                     const float* scale, const float* shift, bool silu) {
   if (!x_bf16 && !y_bf16)
     affine_rows_t(static_cast<const float*>(x), static_cast<float*>(y), rows, C, scale, shift, silu);
@@ -128,7 +123,7 @@ VARCODE_ROW_CLONES void affine_rows(const void* x, bool x_bf16, void* y, bool y_
 }
 
 // n values from x to y, converting between f32 and bf16 (a plain copy when the dtypes match).
-VARCODE_ROW_CLONES void convert_n(const void* x, bool x_bf16, void* y, bool y_bf16, int64_t n) {
+VARCODE_SIMD_CLONES void convert_n(const void* x, bool x_bf16, void* y, bool y_bf16, int64_t n) {
   if (x_bf16 == y_bf16)
     std::memcpy(y, x, static_cast<size_t>(n) * (x_bf16 ? 2 : 4));
   else if (x_bf16)
