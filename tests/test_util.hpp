@@ -24,6 +24,12 @@ inline double max_abs_diff(const float* a, const float* b, int64_t n) {
   return m;
 }
 
+// Max |a - b| over two f32 tensors; infinity when the shapes differ.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return INFINITY;
+  return max_abs_diff(a.data<float>(), b.data<float>(), a.numel());
+}
+
 inline std::vector<float> random_vector(int64_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> dist(0.0f, scale);

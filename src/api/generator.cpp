@@ -128,6 +128,16 @@ model::SamplingSettings settings_of(const SamplingOptions& s, int num_scales) {
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+
+// f_hat [B, Cvae, P, P] -> pictures [B, 3, S, S] in [0, 1]; adds the seconds it took to *seconds.
+Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds) {
+  const auto t = std::chrono::steady_clock::now();
+  Tensor img = vae.fhat_to_img(f_hat);  // [B, 3, S, S] in [-1, 1]
+  float* p = img.data<float>();
+  for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
+  *seconds += seconds_since(t);
+  return img;
+}
 }  // namespace
 
 GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn& progress,
@@ -164,10 +174,7 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
     res.seconds.refiner += out.refiner_seconds;
     if (progress) progress({"vae", 0, 0, b0, n});
     if (cancel && cancel->load()) throw Error("generation cancelled");
-    const auto t_vae = std::chrono::steady_clock::now();
-    Tensor img = impl_->vae->fhat_to_img(out.f_hat);  // [nb, 3, S, S] in [-1, 1]
-    for (int64_t i = 0; i < img.numel(); ++i) img.data<float>()[i] = (img.data<float>()[i] + 1.0f) * 0.5f;
-    res.seconds.vae += seconds_since(t_vae);
+    Tensor img = decode_images(*impl_->vae, out.f_hat, &res.seconds.vae);  // [nb, 3, S, S] in [0, 1]
     std::memcpy(res.tokens.data<int64_t>() + b0 * L, out.tokens.raw(), out.tokens.nbytes());
     std::memcpy(res.images.data<float>() + b0 * 3 * S * S, img.raw(), img.nbytes());
   }
@@ -223,10 +230,7 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   res.seconds.drafter = out.drafter_seconds;
   res.seconds.refiner = out.refiner_seconds;
   if (progress) progress({"vae", 0, 0, 0, 1});
-  const auto t_vae = std::chrono::steady_clock::now();
-  res.images = impl_->vae->fhat_to_img(out.f_hat);  // [1, 3, S, S] in [-1, 1]
-  for (int64_t i = 0; i < res.images.numel(); ++i) res.images.data<float>()[i] = (res.images.data<float>()[i] + 1.0f) * 0.5f;
-  res.seconds.vae = seconds_since(t_vae);
+  res.images = decode_images(*impl_->vae, out.f_hat, &res.seconds.vae);  // [1, 3, S, S] in [0, 1]
   res.tokens = out.tokens;  // [1, L]
   (void)L;
   return res;

@@ -1,6 +1,8 @@
 // The decode / encode subcommands, run as the built binary: outputs, and bad inputs (non-zero
 // exit, a clear message, no output file left behind).
 #include <gtest/gtest.h>
+
+#include "test_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,14 +29,6 @@ namespace fs = std::filesystem;
 constexpr double kTol = 1e-3;  // images and latents, as in the model parity tests
 const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
 
-double max_abs_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    m = std::max(m, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
-  return m;
-}
-
 Tensor tokens_of(int64_t B, int64_t L, int64_t value) {
   Tensor t = Tensor::empty(DType::i64, {B, L});  // [B, L]
   for (int64_t i = 0; i < t.numel(); ++i) t.data<int64_t>()[i] = (i * 7 + value) % 4096;
@@ -48,7 +42,7 @@ TEST(CliParity, DecodeWritesTheFixtureImage) {
                   tmp.path("grid.png") + " --save-image " + tmp.path("img.npy"),
               tmp);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const double err = max_abs_err(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
+  const double err = test::max_abs_diff(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
   EXPECT_LE(err, kTol) << "max abs err " << err;
   io::Image8 grid = io::read_png(tmp.path("grid.png"));  // two 256 px images side by side
   EXPECT_EQ(grid.width, 512);
@@ -80,7 +74,7 @@ TEST(CliParity, EncodeNpyGivesTheFixtureTokens) {
   int64_t mismatches = 0;
   for (int64_t i = 0; i < want.numel(); ++i) mismatches += tokens.data<int64_t>()[i] != want.data<int64_t>()[i];
   EXPECT_EQ(mismatches, 0);
-  const double err = max_abs_err(io::read_npy(tmp.path("recon.npy")), io::read_npy(kTiny + "/vae_encode_recon.npy"));
+  const double err = test::max_abs_diff(io::read_npy(tmp.path("recon.npy")), io::read_npy(kTiny + "/vae_encode_recon.npy"));
   EXPECT_LE(err, kTol) << "max abs err " << err;
   EXPECT_EQ(io::read_png(tmp.path("recon.png")).width, 256);
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <random>
 
 #include <cmath>
@@ -18,14 +20,6 @@ using model::random_vqvae_checkpoint;
 using model::RandomVqvaeSpec;
 
 const std::vector<int> kSchedule256{1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
-
-double max_abs_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    m = std::max(m, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
-  return m;
-}
 
 Tensor random_tokens(int64_t B, int64_t L, int V, uint32_t seed) {
   Tensor t = Tensor::empty(DType::i64, {B, L});  // [B, L]
@@ -76,7 +70,7 @@ TEST(Quantizer, TokensToFhatIsTheSumOfScales) {
     }
     begin += n;
   }
-  EXPECT_EQ(max_abs_err(f_hat, g), 0.0);
+  EXPECT_EQ(test::max_abs_diff(f_hat, g), 0.0);
   EXPECT_THROW(q.next_input(3, pn, g), Error);
 }
 
@@ -91,7 +85,7 @@ TEST(Quantizer, SoftEmbeddingEqualsHardLookupForOneHot) {
   Tensor a = Tensor::zeros(DType::f32, {1, 8, 4, 4}), b = a.clone();  // [1, 8, 4, 4]
   q.add_scale(1, pn, h, a);
   q.add_scale_tokens(1, pn, idx, b);
-  EXPECT_EQ(max_abs_err(a, b), 0.0);
+  EXPECT_EQ(test::max_abs_diff(a, b), 0.0);
 }
 
 TEST(Quantizer, RejectsBadTokensAndShapes) {
@@ -114,9 +108,9 @@ TEST(Quantizer, QuantizeShapesAndCumulativeLatents) {
   Quantizer::Quantized out = vae.quantizer().quantize(f, pn);
   EXPECT_EQ(out.tokens.shape(), (Shape{1, 21}));
   ASSERT_EQ(out.f_hat_per_scale.size(), 3u);
-  EXPECT_EQ(max_abs_err(out.f_hat_per_scale[2], out.f_hat), 0.0);
+  EXPECT_EQ(test::max_abs_diff(out.f_hat_per_scale[2], out.f_hat), 0.0);
   // quantize builds f_hat with exactly the arithmetic of tokens_to_fhat.
-  EXPECT_EQ(max_abs_err(vae.quantizer().tokens_to_fhat(out.tokens, pn), out.f_hat), 0.0);
+  EXPECT_EQ(test::max_abs_diff(vae.quantizer().tokens_to_fhat(out.tokens, pn), out.f_hat), 0.0);
 }
 
 TEST(Vqvae, AnyLevelCountAndImageSize) {

@@ -1,6 +1,8 @@
 // Parity of the VQ-VAE against the reference fixtures (../shared/fixtures/{tiny,tiny512}).
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -19,14 +21,6 @@ namespace {
 // Max abs error allowed on images and latents (fixtures README); expected near 1e-5.
 constexpr double kTol = 1e-3;
 const std::string kFixtures = VARCODE_FIXTURES;
-
-double max_abs_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    m = std::max(m, std::fabs(static_cast<double>(a.data<float>()[i]) - b.data<float>()[i]));
-  return m;
-}
 
 Tensor to_unit_range(const Tensor& img) {  // [-1, 1] -> [0, 1], as the reference: (x + 1) * 0.5
   Tensor out = img.clone();
@@ -72,7 +66,7 @@ TEST_P(VqvaeParity, Decode) {
   const Fixture& f = fixture(dir);
   const auto& c = find_case(f, "vae_decode");
   Tensor img = f.vae->fhat_to_img(npy(dir, c["f_hat"]));  // [1, 3, H, W]
-  const double err = max_abs_err(img, npy(dir, c["image"]));
+  const double err = test::max_abs_diff(img, npy(dir, c["image"]));
   EXPECT_LE(err, kTol) << dir << " vae_decode: max abs err " << err;
   std::cout << "[ " << dir << " vae_decode ] max abs err " << err << "\n";
 }
@@ -93,13 +87,13 @@ TEST_P(VqvaeParity, Encode) {
   // An argmin near-tie could legitimately flip a token (fixtures README); none is expected here,
   // and any flip would also show in f_hat, so report it as a failure with its position.
   EXPECT_EQ(first_mismatch, -1) << dir << " vae_encode: first token mismatch at position " << first_mismatch;
-  const double err_fhat = max_abs_err(q.f_hat, npy(dir, c["f_hat"]));
+  const double err_fhat = test::max_abs_diff(q.f_hat, npy(dir, c["f_hat"]));
   EXPECT_LE(err_fhat, kTol) << dir << " vae_encode f_hat: max abs err " << err_fhat;
   Tensor recon = to_unit_range(f.vae->fhat_to_img(q.f_hat));  // [1, 3, H, W]
-  const double err_recon = max_abs_err(recon, npy(dir, c["reconstruction"]));
+  const double err_recon = test::max_abs_diff(recon, npy(dir, c["reconstruction"]));
   EXPECT_LE(err_recon, kTol) << dir << " vae_encode reconstruction: max abs err " << err_recon;
   ASSERT_EQ(q.f_hat_per_scale.size(), f.patch_nums.size());
-  EXPECT_EQ(max_abs_err(q.f_hat_per_scale.back(), q.f_hat), 0.0);
+  EXPECT_EQ(test::max_abs_diff(q.f_hat_per_scale.back(), q.f_hat), 0.0);
   std::cout << "[ " << dir << " vae_encode ] tokens " << (first_mismatch < 0 ? "identical" : "DIFFER")
             << ", f_hat max abs err " << err_fhat << ", reconstruction max abs err " << err_recon << "\n";
 }
@@ -154,7 +148,7 @@ TEST_P(VqvaeParity, DecodeGenerationTokens) {
       }
       img = f.vae->fhat_to_img(f_hat);  // [B, 3, H, W]
     }
-    const double err = max_abs_err(to_unit_range(img), npy(dir, c["image"]));
+    const double err = test::max_abs_diff(to_unit_range(img), npy(dir, c["image"]));
     EXPECT_LE(err, kTol) << dir << " " << c["name"] << ": max abs err " << err;
     std::cout << "[ " << dir << " " << c["name"].get<std::string>() << " ] image max abs err " << err << "\n";
     ++checked;
