@@ -18,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 from classifier import FashionCNN, feature_stats, save_safetensors  # noqa: E402
-from common import MODELS_DIR, WORK_DIR, CsvLog, Timer, load_ckpt, load_fashion_u8, save_ckpt, setup_torch  # noqa: E402
+from common import (MODELS_DIR, WORK_DIR, CsvLog, Timer, load_ckpt, load_fashion_u8, pick_device, save_ckpt,  # noqa: E402
+                    setup_torch)
 
 
 def to01(x_u8):
@@ -28,11 +29,12 @@ def to01(x_u8):
 @torch.no_grad()
 def predict(model, x_u8, bs=1000):
     model.eval()
+    dev = next(model.parameters()).device
     feats, logits = [], []
     for i in range(0, len(x_u8), bs):
-        f = model.features(to01(x_u8[i:i + bs]))
-        feats.append(f)
-        logits.append(model.fc2(f))
+        f = model.features(to01(x_u8[i:i + bs]).to(dev))
+        feats.append(f.cpu())
+        logits.append(model.fc2(f).cpu())
     model.train()
     return torch.cat(feats), torch.cat(logits)
 
@@ -54,7 +56,8 @@ def main():
     x_te, y_te = load_fashion_u8("test")
     if args.limit:
         x_tr, y_tr = x_tr[:args.limit], y_tr[:args.limit]
-    model = FashionCNN()
+    dev = pick_device()
+    model = FashionCNN().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch, timer = 0, Timer()
     ck = load_ckpt(ck_path)
@@ -76,8 +79,8 @@ def main():
             ids = perm[i:i + args.bs]
             x = to01(x_tr[ids])
             flip = torch.from_numpy(rng.random(len(ids)) < 0.5)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            loss = F.cross_entropy(model(x), ytr[ids])
+            x = torch.where(flip[:, None, None, None], x.flip(3), x).to(dev)
+            loss = F.cross_entropy(model(x), ytr[ids].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -98,6 +101,7 @@ def main():
     ftr, _ = predict(model, x_tr[:10000])
     from classifier import fid
     fid_train = fid(*feature_stats(ftr.numpy()), mu, sigma)
+    model = model.cpu()  # the exported probe is computed on the CPU, as varcode's tests run it
     probe = to01(x_te[:8])
     with torch.no_grad():
         pf = model.features(probe)

@@ -30,6 +30,17 @@ def setup_torch(threads=2, seed=0):
     np.random.seed(seed)
 
 
+def pick_device():
+    """$VARCODE_TRAIN_DEVICE if set, else the GPU when PyTorch sees one, else the CPU. The scripts
+    give the same models either way; a GPU only makes the step count of a time budget larger."""
+    d = os.environ.get("VARCODE_TRAIN_DEVICE")
+    dev = torch.device(d if d else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # training only; exports are plain f32
+        torch.backends.cudnn.allow_tf32 = True
+    return dev
+
+
 # ----------------------------------------------------------------------------- data
 def _read_idx(path):
     with gzip.open(path, "rb") as f:

@@ -11,7 +11,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MODELS_DIR, WORK_DIR, load_fashion_u8, save_ckpt, setup_torch, to_model_images  # noqa: E402
+from common import MODELS_DIR, WORK_DIR, load_fashion_u8, pick_device, save_ckpt, setup_torch, to_model_images  # noqa: E402
 from train_vae import build_vae  # noqa: E402
 
 
@@ -24,12 +24,13 @@ def load_vae(path=os.path.join(MODELS_DIR, "fashion_vae.pth")):
 @torch.no_grad()
 def tokenize(vae, x_u8, flip=False, bs=500):
     out = []
+    dev = next(vae.parameters()).device
     for i in range(0, len(x_u8), bs):
-        x = to_model_images(x_u8[i:i + bs])
+        x = to_model_images(x_u8[i:i + bs]).to(dev)
         if flip:
             x = x.flip(3)
         idx, _ = vae.img_to_idx(x)
-        out.append(torch.cat(idx, dim=1).to(torch.int16))
+        out.append(torch.cat(idx, dim=1).to(torch.int16).cpu())
         if (i // bs) % 20 == 0:
             print(f"  {'flip ' if flip else ''}{i}/{len(x_u8)}", flush=True)
     return torch.cat(out)
@@ -43,7 +44,7 @@ def main():
     setup_torch(2)
     out = os.path.join(WORK_DIR, "tokens")
     os.makedirs(out, exist_ok=True)
-    vae = load_vae()
+    vae = load_vae().to(pick_device())
     x_tr, y_tr = load_fashion_u8("train")
     x_te, y_te = load_fashion_u8("test")
     if args.limit:

@@ -22,14 +22,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MODELS_DIR, NUM_CLASSES, PATCH_NUMS, WORK_DIR, CsvLog, Timer, export_state_dict,  # noqa: E402
-                    load_ckpt, save_ckpt, setup_torch)
+                    load_ckpt, pick_device, save_ckpt, setup_torch)
 from tokenize_data import load_vae  # noqa: E402
 from var_model import VAR  # noqa: E402
 
 ROLES = {
-    # depth, width (= 64 * heads), steps, batch, lr
-    "drafter": dict(depth=4, width=256, steps=1500, bs=64, lr=1e-3),
-    "refiner": dict(depth=2, width=128, steps=3000, bs=64, lr=2e-3),
+    # depth, width (= 64 * heads), steps, batch, lr. The drafter costs ~12x the refiner per token,
+    # the same order as VAR-d30 vs VAR-d16 (~6x).
+    "drafter": dict(depth=6, width=256, steps=16000, bs=256, lr=1e-3),
+    "refiner": dict(depth=2, width=128, steps=16000, bs=256, lr=2e-3),
 }
 
 
@@ -80,6 +81,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--role", choices=sorted(ROLES), required=True)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds: after 50 timed steps, cap the run's step count (and its cosine schedule) so "
+                         "that training ends within the budget; the step count used is logged")
+    ap.add_argument("--bs", type=int, default=None, help="batch size (default: the role's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=300.0)
     ap.add_argument("--val-every", type=int, default=250)
@@ -89,15 +94,18 @@ def main():
     cfg = dict(ROLES[args.role])
     if args.steps:
         cfg["steps"] = args.steps
+    if args.bs:
+        cfg["bs"] = args.bs
     setup_torch(args.threads, args.seed)
     out = os.path.join(WORK_DIR, args.role)
     os.makedirs(out, exist_ok=True)
     ck_path = os.path.join(out, "ckpt.pt")
 
-    vae = load_vae()
+    dev = pick_device()
+    vae = load_vae().to(dev)
     quant = vae.quantize
     V, Cvae = quant.vocab, quant.cvae
-    model = build_var(args.role, V, Cvae)
+    model = build_var(args.role, V, Cvae).to(dev)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         (decay if p.ndim == 2 and "emb" not in n and "pos_" not in n else no_decay).append(p)
@@ -109,6 +117,7 @@ def main():
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, timer = ck["step"], Timer(ck["wall"], ck["cpu"])
+        cfg["steps"] = ck["cfg"]["steps"]  # a resumed run keeps its schedule
         print(f"resumed at step {step}", flush=True)
     if args.export_only:
         export(model, args.role)
@@ -116,17 +125,33 @@ def main():
     print(f"{args.role}: {cfg}, params {sum(p.numel() for p in model.parameters())}", flush=True)
 
     data = torch.load(os.path.join(WORK_DIR, "tokens", "tokens.pt"))
-    tr, ytr, te, yte = data["train"], data["train_labels"], data["test"], data["test_labels"]
+    tr, ytr, te, yte = (data[k].to(dev) for k in ("train", "train_labels", "test", "test_labels"))
+    print(f"device {dev}", flush=True)
     log = CsvLog(os.path.join(out, "log.csv"), ["step", "loss", "loss_last", "acc", "lr", "wall_s", "cpu_s"])
     vlog = CsvLog(os.path.join(out, "val.csv"), ["step", "val_loss", "val_acc"] + [f"s{i}" for i in range(len(PATCH_NUMS))])
     rng = np.random.default_rng(args.seed + 7919 * step)
     torch.manual_seed(args.seed + step)
     last_ck = time.time()
-    acc = dict(loss=0.0, last=0.0, acc=0.0, n=0)
+    zero = torch.zeros((), device=dev)
+    acc = dict(loss=zero, last=zero, acc=zero, n=0)  # summed on the device: one sync per log line
     last_b = sum(pn * pn for pn in PATCH_NUMS[:-1])
     model.train()
+    # steps 20..70 are timed (after the warm-up that the first steps pay on a GPU)
+    budget_from = (20, None) if args.time_budget and step == 0 else None
+    started = time.time()
     while step < cfg["steps"]:
-        ids = torch.from_numpy(rng.integers(0, len(tr), cfg["bs"]))
+        if budget_from and budget_from[1] is None and step == budget_from[0]:
+            zero.item()
+            budget_from = (step + 50, time.time())
+        elif budget_from and budget_from[1] is not None and step == budget_from[0]:
+            zero.item()
+            per_step = (time.time() - budget_from[1]) / 50
+            left = args.time_budget - (time.time() - started)
+            cfg["steps"] = min(cfg["steps"], step + int(left / per_step))
+            print(f"time budget {args.time_budget:.0f} s at {per_step * 1e3:.1f} ms/step: {cfg['steps']} steps",
+                  flush=True)
+            budget_from = None
+        ids = torch.from_numpy(rng.integers(0, len(tr), cfg["bs"])).to(dev)
         t = tr[ids].long()
         x = quant.tokens_to_var_input(split_scales(t))
         warm = min(1.0, (step + 1) / 100)
@@ -141,15 +166,16 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
         opt.step()
         step += 1
-        acc["loss"] += loss.item()
-        acc["last"] += ce[:, last_b:].mean().item()
-        acc["acc"] += (logits.argmax(-1) == t).float().mean().item()
+        with torch.no_grad():
+            acc["loss"] = acc["loss"] + loss.detach()
+            acc["last"] = acc["last"] + ce[:, last_b:].mean()
+            acc["acc"] = acc["acc"] + (logits.argmax(-1) == t).float().mean()
         acc["n"] += 1
         if step % 25 == 0 or step == cfg["steps"]:
             n = acc["n"]
-            log.log(step=step, loss=acc["loss"] / n, loss_last=acc["last"] / n, acc=acc["acc"] / n, lr=lr,
-                    wall_s=round(timer.wall()), cpu_s=round(timer.cpu()))
-            acc = dict(loss=0.0, last=0.0, acc=0.0, n=0)
+            log.log(step=step, loss=acc["loss"].item() / n, loss_last=acc["last"].item() / n,
+                    acc=acc["acc"].item() / n, lr=lr, wall_s=round(timer.wall()), cpu_s=round(timer.cpu()))
+            acc = dict(loss=zero, last=zero, acc=zero, n=0)
         if step % args.val_every == 0 or step == cfg["steps"]:
             vl, per, va = validate(model, quant, te, yte)
             vlog.log(step=step, val_loss=vl, val_acc=va, **{f"s{i}": round(v, 4) for i, v in enumerate(per)})
@@ -160,7 +186,8 @@ def main():
 
     vl, per, va = validate(model, quant, te, yte, n=2000)
     res = dict(step=step, val_loss=vl, val_loss_per_scale=per, val_acc=va, wall_s=timer.wall(), cpu_s=timer.cpu(),
-               cfg=cfg)
+               cfg=cfg, device=str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+               params=sum(p.numel() for p in model.parameters()))
     with open(os.path.join(out, "final.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res), flush=True)

@@ -146,7 +146,7 @@ class VAR(nn.Module):
         1..SN-1 as [B, L-1, Cvae] -> logits [B, L, V]."""
         B = label_B.shape[0]
         if self.training and self.cond_drop_rate > 0:
-            drop = torch.rand(B) < self.cond_drop_rate
+            drop = torch.rand(B, device=label_B.device) < self.cond_drop_rate
             label_B = torch.where(drop, torch.full_like(label_B, self.num_classes), label_B)
         cond = self.class_emb(label_B)
         sos = cond.unsqueeze(1) + self.pos_start.expand(B, 1, -1)

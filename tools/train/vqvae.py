@@ -234,7 +234,7 @@ class MultiScaleQuantizer(nn.Module):
         f_hat after the previous scale, as [B, L - 1, C]."""
         B = idx_list[0].shape[0]
         C, P, SN = self.cvae, self.patch_nums[-1], len(self.patch_nums)
-        f_hat = torch.zeros(B, C, P, P)
+        f_hat = torch.zeros(B, C, P, P, device=idx_list[0].device)
         outs = []
         for si in range(SN - 1):
             pn = self.patch_nums[si]
