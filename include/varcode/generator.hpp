@@ -1,4 +1,5 @@
-// varcode: class-conditional generation with one VAR model or a CoDe drafter/refiner pair.
+// varcode: class-conditional generation with one VAR model or a CoDe
+// drafter/refiner pair.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -12,8 +13,9 @@
 
 namespace varcode {
 
-// Which files make the pipeline. `model` alone = original VAR; `drafter` + `refiner` +
-// `draft_steps` = collaborative decoding. A path may be a .pth or a .safetensors file.
+// Which files make the pipeline. `model` alone = original VAR; `drafter` +
+// `refiner` + `draft_steps` = collaborative decoding. A path may be a .pth or a
+// .safetensors file.
 struct ModelFiles {
   std::string vae;
   std::string model;
@@ -25,21 +27,24 @@ enum class ComputeDType { automatic, f32, bf16 };
 
 struct SamplingOptions {
   double cfg = 1.5;
-  int top_k = 900;   // 0 disables, 1 is greedy
-  double top_p = 0.96;  // 0 disables
-  std::vector<double> temperature{1.0};  // one value for every scale, or one per scale
-  bool smooth = false;                   // Gumbel-softmax latents (visual option, not for FID)
+  int top_k = 900;     // 0 disables, 1 is greedy
+  double top_p = 0.96; // 0 disables
+  std::vector<double> temperature{
+      1.0};            // one value for every scale, or one per scale
+  bool smooth = false; // Gumbel-softmax latents (visual option, not for FID)
 };
 
 struct GenerateRequest {
-  std::vector<int> classes;   // one image per entry, in order
+  std::vector<int> classes; // one image per entry, in order
   uint64_t seed = 0;
-  uint32_t first_index = 0;   // image i draws with index first_index + i ...
-  // ... unless given: one index per class entry, used instead (lets one batch mix images whose
-  // indices are not consecutive, e.g. FID sampling keyed on (class, j)).
+  uint32_t first_index = 0; // image i draws with index first_index + i ...
+  // ... unless given: one index per class entry, used instead (lets one batch
+  // mix images whose indices are not consecutive, e.g. FID sampling keyed on
+  // (class, j)).
   std::vector<uint32_t> image_indices;
-  std::optional<SamplingOptions> sampling;  // default: the published FID settings of the mode
-  int batch = 0;              // images per forward pass; 0 = all at once
+  std::optional<SamplingOptions>
+      sampling;  // default: the published FID settings of the mode
+  int batch = 0; // images per forward pass; 0 = all at once
 };
 
 struct StageSeconds {
@@ -47,59 +52,71 @@ struct StageSeconds {
 };
 
 struct GenerateResult {
-  Tensor tokens;  // [B, L] int64, scale after scale
-  Tensor images;  // [B, 3, H, W] f32 in [0, 1]
+  Tensor tokens; // [B, L] int64, scale after scale
+  Tensor images; // [B, 3, H, W] f32 in [0, 1]
   StageSeconds seconds;
 };
 
 struct ProgressEvent {
-  std::string stage;  // "var", "drafter", "refiner" or "vae"
+  std::string stage; // "var", "drafter", "refiner" or "vae"
   int scale = 0, num_scales = 0;
   int64_t images_done = 0, images_total = 0;
 };
-using ProgressFn = std::function<void(const ProgressEvent&)>;
+using ProgressFn = std::function<void(const ProgressEvent &)>;
 
-// Zero-shot editing inputs (picture in [0, 1], mask 1 = regenerate at the picture's resolution).
+// Zero-shot editing inputs (picture in [0, 1], mask 1 = regenerate at the
+// picture's resolution).
 struct EditRequest {
-  Tensor image;  // [1, 3, H, W] f32 in [0, 1], H = W = the pipeline's image size
-  Tensor mask;   // [H, W] f32
+  Tensor image; // [1, 3, H, W] f32 in [0, 1], H = W = the pipeline's image size
+  Tensor mask;  // [H, W] f32
   int class_label = 0;
   uint64_t seed = 0;
   std::optional<SamplingOptions> sampling;
 };
 
-// The loaded weights: immutable once opened, safe to share between threads and concurrent
-// requests. Each call to generate() makes its own state (KV caches, scratch).
+// The loaded weights: immutable once opened, safe to share between threads and
+// concurrent requests. Each call to generate() makes its own state (KV caches,
+// scratch).
 class Generator {
- public:
-  static Generator open(const ModelFiles& files, ComputeDType dtype = ComputeDType::f32);
+public:
+  static Generator open(const ModelFiles &files,
+                        ComputeDType dtype = ComputeDType::f32);
 
   bool collaborative() const;
-  int draft_steps() const;  // number of drafter scales (= num_scales for VAR)
+  int draft_steps() const; // number of drafter scales (= num_scales for VAR)
   int num_classes() const;
   int num_scales() const;
   std::vector<int> patch_nums() const;
   int image_size() const;
   int total_tokens() const;
   DType compute_dtype() const;
-  // The published FID settings: VAR cfg 1.5, top-k 900, top-p 0.96, T 1; CoDe cfg 1.5, top-k
-  // 600, top-p 0.96, T 1.1 on scales 0-6 then 1.0.
+  // The published FID settings: VAR cfg 1.5, top-k 900, top-p 0.96, T 1; CoDe
+  // cfg 1.5, top-k 600, top-p 0.96, T 1.1 on scales 0-6 then 1.0.
   SamplingOptions default_sampling() const;
-  // Multiply-adds x 2 of the transformer GEMMs for one image (CFG included) and of the VAE decode.
+  // Multiply-adds x 2 of the transformer GEMMs for one image (CFG included) and
+  // of the VAE decode.
   double transformer_flops_per_image() const;
+  // Estimated working memory of one image in a batch (KV caches, activations,
+  // VAE decode), on top of the weights.
+  int64_t memory_per_image() const;
+  // A batch size for long runs: what fits in half of `available_bytes`
+  // (default: the system's MemAvailable), at most 32.
+  int suggested_batch(int64_t available_bytes = 0) const;
 
-  GenerateResult generate(const GenerateRequest& req, const ProgressFn& progress = {},
-                          const std::atomic<bool>* cancel = nullptr) const;
-  GenerateResult edit(const EditRequest& req, const ProgressFn& progress = {},
-                      const std::atomic<bool>* cancel = nullptr) const;
+  GenerateResult generate(const GenerateRequest &req,
+                          const ProgressFn &progress = {},
+                          const std::atomic<bool> *cancel = nullptr) const;
+  GenerateResult edit(const EditRequest &req, const ProgressFn &progress = {},
+                      const std::atomic<bool> *cancel = nullptr) const;
 
-  // Teacher-forced logits [1, L, V] of the drafter (stage 0, or the single model) or the refiner
-  // (stage 1) for tokens [1, L] and a class, without CFG.
-  Tensor teacher_forced_logits(int stage, const Tensor& tokens, int class_label) const;
+  // Teacher-forced logits [1, L, V] of the drafter (stage 0, or the single
+  // model) or the refiner (stage 1) for tokens [1, L] and a class, without CFG.
+  Tensor teacher_forced_logits(int stage, const Tensor &tokens,
+                               int class_label) const;
 
- private:
+private:
   struct Impl;
   std::shared_ptr<const Impl> impl_;
 };
 
-}  // namespace varcode
+} // namespace varcode

@@ -50,7 +50,9 @@ void register_generate(CLI::App &app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")
       ->each([f](const std::string &) { f->seed_given = true; });
-  cmd->add_option("--batch", f->batch, "Images per forward pass (default: all)")
+  cmd->add_option("--batch", f->batch,
+                  "Images per forward pass (default: chosen from the model and "
+                  "the free memory)")
       ->check(CLI::NonNegativeNumber);
   auto *out = cmd->add_option(
       "--out", f->out, "One PNG grid of all images (default generated.png)");
@@ -90,7 +92,7 @@ void register_generate(CLI::App &app) {
       }
       std::cerr << "classes " << shown << "\n";
     }
-    req.batch = f->batch;
+    req.batch = f->batch > 0 ? f->batch : gen.suggested_batch();
     const auto t_open = std::chrono::steady_clock::now();
     GenerateResult res = gen.generate(req, stderr_progress(f->quiet));
     if (!f->quiet && isatty(STDERR_FILENO))

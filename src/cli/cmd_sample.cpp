@@ -256,9 +256,15 @@ void run_sample(SampleFlags &f) {
                  static_cast<long long>(already), todo.size(), load_s);
   }
 
-  // On CPU a batch of 8 already keeps the GEMMs busy; larger ones mostly delay
-  // the first files (and the points a run can resume from).
-  const int64_t batch = f.batch > 0 ? f.batch : 8;
+  // Default: what fits in half the free memory, at most 32
+  // (Generator::suggested_batch).
+  const int64_t batch = f.batch > 0 ? f.batch : gen.suggested_batch();
+  if (!f.quiet)
+    std::fprintf(
+        stderr, "batch %lld%s (about %.0f MB of working memory per image)\n",
+        static_cast<long long>(batch),
+        f.batch > 0 ? "" : ", chosen from the free memory and the model",
+        static_cast<double>(gen.memory_per_image()) / 1e6);
   install_stop_handlers();
   Progress progress(static_cast<int64_t>(todo.size()), f.quiet);
   progress.update(0, true);
@@ -357,8 +363,10 @@ void register_sample(CLI::App &app) {
   cmd->add_option(
       "--seed", f->seed,
       "Seed; image j of class c draws with (seed, c * 65536 + j) (default 0)");
-  cmd->add_option("--batch", f->batch,
-                  "Images per forward pass, classes mixed (default 8)")
+  cmd->add_option(
+         "--batch", f->batch,
+         "Images per forward pass, classes mixed (default: chosen from the "
+         "model and the free memory, at most 32)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--shard", f->shard,
                   "I/N: take slice I of N (default: from mpirun's environment, "

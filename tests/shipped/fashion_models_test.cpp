@@ -197,3 +197,23 @@ TEST(ShippedModels, DrafterAloneGeneratesRecognisableClasses) {
 
 } // namespace
 } // namespace varcode
+
+namespace varcode {
+namespace {
+
+TEST(ShippedModels, SuggestedBatchFollowsTheMemoryGiven) {
+  ModelFiles files;
+  files.vae = kModels + "fashion_vae.pth";
+  files.model = kModels + "fashion_drafter.pth";
+  const Generator gen = Generator::open(files, ComputeDType::f32);
+  const int64_t per_image = gen.memory_per_image();
+  // 6 blocks x 130 positions x 256 channels x K,V x f32 x 2 CFG rows = 3.2 MB of KV cache alone
+  EXPECT_GE(per_image, 2 * 6 * 130 * 256 * 4 * 2);
+  EXPECT_EQ(gen.suggested_batch(per_image * 2 * 5), 5);  // half the memory for 5 images
+  EXPECT_EQ(gen.suggested_batch(1), 1);                  // never less than one image
+  EXPECT_EQ(gen.suggested_batch(int64_t{1} << 50), 32);  // and at most 32
+  EXPECT_GE(gen.suggested_batch(), 1);                   // from /proc/meminfo
+}
+
+}  // namespace
+}  // namespace varcode
