@@ -17,6 +17,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   const uint8_t* data() const { return data_; }
+  // Drops the resident pages wholly inside [p, p + n) (a no-op outside the mapping). The file
+  // is mapped read-only and private, so a later read faults the same bytes back in: this only
+  // lowers the resident memory of a loader that has converted or packed those bytes.
+  void release(const void* p, size_t n) const;
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 

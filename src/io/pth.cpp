@@ -309,7 +309,9 @@ Checkpoint load_pth(const std::string& path) {
   auto m = MappedFile::open(path);
   if (m->size() == 0) throw Error(path + ": empty file, expected a .pth (zip) checkpoint");
   std::shared_ptr<const void> owner(m, m->data());
-  return PthLoader(m->data(), m->size(), path, owner).load();
+  Checkpoint ck = PthLoader(m->data(), m->size(), path, owner).load();
+  ck.mapping = m;
+  return ck;
 }
 
 Checkpoint load_pth_from_memory(const void* data, size_t size, const std::string& name) {

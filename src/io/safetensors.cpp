@@ -66,6 +66,7 @@ Checkpoint load_safetensors(const std::string& path) {
   Checkpoint ck;
   ck.path = path;
   ck.container = "safetensors";
+  ck.mapping = m;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") {
       if (!info.is_object()) throw Error(path + ": __metadata__ is not a JSON object");

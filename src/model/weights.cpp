@@ -16,6 +16,9 @@ Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dty
   if (owned_) {
     // Small tensors are copied so that nothing keeps a file mapping alive after loading.
     if (out.raw() == t.raw() && out.numel() < (1 << 20)) out = out.clone();
+    // A converted tensor's file pages are done with: drop them now rather than when the whole
+    // file is unmapped, so that loading an f32 file for bf16 peaks at ~the model, not model + file.
+    if (out.raw() != t.raw() && owned_->mapping) owned_->mapping->release(t.raw(), t.nbytes());
     owned_->tensors.erase(name);
   }
   return out;
@@ -30,7 +33,11 @@ kernels::cpu::Linear WeightSource::linear(const std::string& weight_name, int64_
   // Validation keeps the file's dtype: converting 2 B parameters only to check names is waste.
   Tensor w = take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : dtype);  // [out, in]
   if (check_only_) return kernels::cpu::Linear();
-  return kernels::cpu::Linear(std::move(w), std::move(bias));
+  const void* src = w.raw();
+  const size_t src_bytes = w.nbytes();
+  kernels::cpu::Linear layer(std::move(w), std::move(bias));  // packs a copy; `w` is not kept
+  if (owned_ && owned_->mapping) owned_->mapping->release(src, src_bytes);
+  return layer;
 }
 
 void WeightSource::ignore(const std::string& name) {

@@ -27,10 +27,10 @@ from tokenize_data import load_vae  # noqa: E402
 from var_model import VAR  # noqa: E402
 
 ROLES = {
-    # depth, width (= 64 * heads), steps, batch, lr. The drafter costs ~12x the refiner per token,
-    # the same order as VAR-d30 vs VAR-d16 (~6x).
-    "drafter": dict(depth=6, width=256, steps=16000, bs=256, lr=1e-3),
-    "refiner": dict(depth=2, width=128, steps=16000, bs=256, lr=2e-3),
+    # depth, width (= 64 * heads), steps (those of the shipped files), batch, lr. The drafter
+    # costs ~12x the refiner per token, the same order as VAR-d30 vs VAR-d16 (~6x).
+    "drafter": dict(depth=6, width=256, steps=7060, bs=256, lr=1e-3),
+    "refiner": dict(depth=2, width=128, steps=4589, bs=256, lr=2e-3),
 }
 
 
