@@ -27,24 +27,22 @@ enum class ComputeDType { automatic, f32, bf16 };
 
 struct SamplingOptions {
   double cfg = 1.5;
-  int top_k = 900;     // 0 disables, 1 is greedy
-  double top_p = 0.96; // 0 disables
-  std::vector<double> temperature{
-      1.0};            // one value for every scale, or one per scale
-  bool smooth = false; // Gumbel-softmax latents (visual option, not for FID)
+  int top_k = 900;                       // 0 disables, 1 is greedy
+  double top_p = 0.96;                   // 0 disables
+  std::vector<double> temperature{1.0};  // one value for every scale, or one per scale
+  bool smooth = false;                   // Gumbel-softmax latents (visual option, not for FID)
 };
 
 struct GenerateRequest {
-  std::vector<int> classes; // one image per entry, in order
+  std::vector<int> classes;  // one image per entry, in order
   uint64_t seed = 0;
-  uint32_t first_index = 0; // image i draws with index first_index + i ...
+  uint32_t first_index = 0;  // image i draws with index first_index + i ...
   // ... unless given: one index per class entry, used instead (lets one batch
   // mix images whose indices are not consecutive, e.g. FID sampling keyed on
   // (class, j)).
   std::vector<uint32_t> image_indices;
-  std::optional<SamplingOptions>
-      sampling;  // default: the published FID settings of the mode
-  int batch = 0; // images per forward pass; 0 = all at once
+  std::optional<SamplingOptions> sampling;  // default: the published FID settings of the mode
+  int batch = 0;                            // images per forward pass; 0 = all at once
 };
 
 struct StageSeconds {
@@ -52,13 +50,13 @@ struct StageSeconds {
 };
 
 struct GenerateResult {
-  Tensor tokens; // [B, L] int64, scale after scale
-  Tensor images; // [B, 3, H, W] f32 in [0, 1]
+  Tensor tokens;  // [B, L] int64, scale after scale
+  Tensor images;  // [B, 3, H, W] f32 in [0, 1]
   StageSeconds seconds;
 };
 
 struct ProgressEvent {
-  std::string stage; // "var", "drafter", "refiner" or "vae"
+  std::string stage;  // "var", "drafter", "refiner" or "vae"
   int scale = 0, num_scales = 0;
   int64_t images_done = 0, images_total = 0;
 };
@@ -67,8 +65,8 @@ using ProgressFn = std::function<void(const ProgressEvent &)>;
 // Zero-shot editing inputs (picture in [0, 1], mask 1 = regenerate at the
 // picture's resolution).
 struct EditRequest {
-  Tensor image; // [1, 3, H, W] f32 in [0, 1], H = W = the pipeline's image size
-  Tensor mask;  // [H, W] f32
+  Tensor image;  // [1, 3, H, W] f32 in [0, 1], H = W = the pipeline's image size
+  Tensor mask;   // [H, W] f32
   int class_label = 0;
   uint64_t seed = 0;
   std::optional<SamplingOptions> sampling;
@@ -78,12 +76,11 @@ struct EditRequest {
 // concurrent requests. Each call to generate() makes its own state (KV caches,
 // scratch).
 class Generator {
-public:
-  static Generator open(const ModelFiles &files,
-                        ComputeDType dtype = ComputeDType::f32);
+ public:
+  static Generator open(const ModelFiles &files, ComputeDType dtype = ComputeDType::f32);
 
   bool collaborative() const;
-  int draft_steps() const; // number of drafter scales (= num_scales for VAR)
+  int draft_steps() const;  // number of drafter scales (= num_scales for VAR)
   int num_classes() const;
   int num_scales() const;
   std::vector<int> patch_nums() const;
@@ -103,20 +100,18 @@ public:
   // (default: the system's MemAvailable), at most 32.
   int suggested_batch(int64_t available_bytes = 0) const;
 
-  GenerateResult generate(const GenerateRequest &req,
-                          const ProgressFn &progress = {},
+  GenerateResult generate(const GenerateRequest &req, const ProgressFn &progress = {},
                           const std::atomic<bool> *cancel = nullptr) const;
   GenerateResult edit(const EditRequest &req, const ProgressFn &progress = {},
                       const std::atomic<bool> *cancel = nullptr) const;
 
   // Teacher-forced logits [1, L, V] of the drafter (stage 0, or the single
   // model) or the refiner (stage 1) for tokens [1, L] and a class, without CFG.
-  Tensor teacher_forced_logits(int stage, const Tensor &tokens,
-                               int class_label) const;
+  Tensor teacher_forced_logits(int stage, const Tensor &tokens, int class_label) const;
 
-private:
+ private:
   struct Impl;
   std::shared_ptr<const Impl> impl_;
 };
 
-} // namespace varcode
+}  // namespace varcode

@@ -18,8 +18,8 @@ namespace varcode {
 
 struct Generator::Impl {
   std::unique_ptr<model::Vqvae> vae;
-  std::unique_ptr<model::VarTransformer> drafter; // the single model for VAR
-  std::unique_ptr<model::VarTransformer> refiner; // null for VAR
+  std::unique_ptr<model::VarTransformer> drafter;  // the single model for VAR
+  std::unique_ptr<model::VarTransformer> refiner;  // null for VAR
   std::unique_ptr<model::CollaborativeDecoder> decoder;
   DType dtype = DType::f32;
 };
@@ -31,13 +31,11 @@ int64_t Generator::memory_per_image() const {
   // before the refiner's is made); plus the VQ-VAE decoder's full-resolution
   // feature maps (~4 alive).
   auto stage = [](const model::VarConfig &c) {
-    const int64_t L = c.total_tokens(), C = c.width,
-                  last = int64_t{c.patch_nums.back()} * c.patch_nums.back();
+    const int64_t L = c.total_tokens(), C = c.width, last = int64_t{c.patch_nums.back()} * c.patch_nums.back();
     return 2 * (2 * int64_t{c.depth} * L * C * 4 + last * 12 * C * 4);
   };
   int64_t bytes = stage(impl_->drafter->config());
-  if (impl_->refiner)
-    bytes = std::max(bytes, stage(impl_->refiner->config()));
+  if (impl_->refiner) bytes = std::max(bytes, stage(impl_->refiner->config()));
   const int64_t side = image_size();
   const model::VaeConfig &v = impl_->vae->config();
   return bytes + 4 * int64_t{v.ch} * v.ch_mult.front() * side * side * 4;
@@ -49,69 +47,57 @@ int Generator::suggested_batch(int64_t available_bytes) const {
     std::string key;
     int64_t kb = 0;
     while (meminfo >> key >> kb)
-      if (key == "MemAvailable:")
-        available_bytes = kb * 1024;
-    if (available_bytes <= 0)
-      available_bytes = int64_t{4} << 30;
+      if (key == "MemAvailable:") available_bytes = kb * 1024;
+    if (available_bytes <= 0) available_bytes = int64_t{4} << 30;
   }
   // Half of what is free, and no more than 32 images: measured on CPUs, batches
   // beyond 8-32 give no more images per second, and they delay the first
   // results of a long run.
-  return static_cast<int>(
-      std::clamp<int64_t>(available_bytes / 2 / memory_per_image(), 1, 32));
+  return static_cast<int>(std::clamp<int64_t>(available_bytes / 2 / memory_per_image(), 1, 32));
 }
 
 namespace {
 // "random:dNN" / "random" stand for random weights at the official sizes
 // (benchmarks).
-std::unique_ptr<model::VarTransformer> load_var(const std::string &path,
-                                                DType dt) {
+std::unique_ptr<model::VarTransformer> load_var(const std::string &path, DType dt) {
   if (path.rfind("random:", 0) == 0) {
     model::RandomVarSpec spec = model::parse_random_var(path, "model");
     spec.matrix_dtype = dt;
-    return std::make_unique<model::VarTransformer>(
-        model::random_var_checkpoint(spec), dt);
+    return std::make_unique<model::VarTransformer>(model::random_var_checkpoint(spec), dt);
   }
   io::Checkpoint ckpt = io::load_checkpoint(path);
   if (model::detect_kind(ckpt) != model::ModelKind::var)
     throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
   return std::make_unique<model::VarTransformer>(std::move(ckpt), dt);
 }
-} // namespace
+}  // namespace
 
 Generator Generator::open(const ModelFiles &files, ComputeDType dtype) {
   auto impl = std::make_shared<Impl>();
-  impl->dtype = dtype == ComputeDType::f32 ? DType::f32
-                : dtype == ComputeDType::bf16
-                    ? DType::bf16
-                    : (cpu_has_bf16() ? DType::bf16 : DType::f32);
+  impl->dtype = dtype == ComputeDType::f32    ? DType::f32
+                : dtype == ComputeDType::bf16 ? DType::bf16
+                                              : (cpu_has_bf16() ? DType::bf16 : DType::f32);
   if (files.vae == "random") {
-    impl->vae = std::make_unique<model::Vqvae>(
-        model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype));
   } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
-      throw Error(files.vae +
-                  ": is a VAR transformer, expected the VQ-VAE (--vae)");
-    impl->vae =
-        std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype));
+      throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype));
   }
   const bool code = !files.drafter.empty() || !files.refiner.empty();
   if (code) {
     if (files.drafter.empty() || files.refiner.empty())
       throw Error("collaborative decoding needs both --drafter and --refiner");
-    if (!files.model.empty())
-      throw Error("give either --model or --drafter/--refiner, not both");
+    if (!files.model.empty()) throw Error("give either --model or --drafter/--refiner, not both");
     impl->drafter = load_var(files.drafter, impl->dtype);
     impl->refiner = load_var(files.refiner, impl->dtype);
   } else {
-    if (files.model.empty())
-      throw Error("no model given: --model, or --drafter with --refiner");
+    if (files.model.empty()) throw Error("no model given: --model, or --drafter with --refiner");
     impl->drafter = load_var(files.model, impl->dtype);
   }
-  impl->decoder = std::make_unique<model::CollaborativeDecoder>(
-      *impl->drafter, impl->refiner.get(), files.draft_steps,
-      impl->vae->quantizer());
+  impl->decoder = std::make_unique<model::CollaborativeDecoder>(*impl->drafter, impl->refiner.get(), files.draft_steps,
+                                                                impl->vae->quantizer());
   Generator g;
   g.impl_ = impl;
   return g;
@@ -119,22 +105,13 @@ Generator Generator::open(const ModelFiles &files, ComputeDType dtype) {
 
 bool Generator::collaborative() const { return impl_->refiner != nullptr; }
 int Generator::draft_steps() const { return impl_->decoder->draft_steps(); }
-int Generator::num_classes() const {
-  return impl_->drafter->config().num_classes;
-}
-int Generator::num_scales() const {
-  return impl_->drafter->config().num_scales();
-}
-std::vector<int> Generator::patch_nums() const {
-  return impl_->drafter->config().patch_nums;
-}
+int Generator::num_classes() const { return impl_->drafter->config().num_classes; }
+int Generator::num_scales() const { return impl_->drafter->config().num_scales(); }
+std::vector<int> Generator::patch_nums() const { return impl_->drafter->config().patch_nums; }
 int Generator::image_size() const {
-  return impl_->drafter->config().patch_nums.back() *
-         impl_->vae->config().downsample();
+  return impl_->drafter->config().patch_nums.back() * impl_->vae->config().downsample();
 }
-int Generator::total_tokens() const {
-  return impl_->drafter->config().total_tokens();
-}
+int Generator::total_tokens() const { return impl_->drafter->config().total_tokens(); }
 DType Generator::compute_dtype() const { return impl_->dtype; }
 
 SamplingOptions Generator::default_sampling() const {
@@ -144,8 +121,7 @@ SamplingOptions Generator::default_sampling() const {
   if (collaborative()) {
     s.top_k = 600;
     s.temperature.assign(static_cast<size_t>(num_scales()), 1.0);
-    for (int si = 0; si < num_scales() && si <= 6; ++si)
-      s.temperature[static_cast<size_t>(si)] = 1.1;
+    for (int si = 0; si < num_scales() && si <= 6; ++si) s.temperature[static_cast<size_t>(si)] = 1.1;
   } else {
     s.top_k = 900;
     s.temperature = {1.0};
@@ -160,9 +136,8 @@ double Generator::transformer_flops_per_image() const {
   };
   const model::VarConfig &d = impl_->drafter->config();
   const int N = draft_steps();
-  double flops = 2.0 * per_token(d) * d.scale_end(N - 1); // x2: CFG rows
-  if (collaborative())
-    flops += 2.0 * per_token(impl_->refiner->config()) * d.total_tokens();
+  double flops = 2.0 * per_token(d) * d.scale_end(N - 1);  // x2: CFG rows
+  if (collaborative()) flops += 2.0 * per_token(impl_->refiner->config()) * d.total_tokens();
   return flops;
 }
 
@@ -178,62 +153,48 @@ model::SamplingSettings settings_of(const SamplingOptions &s, int num_scales) {
   } else if (static_cast<int>(s.temperature.size()) == num_scales) {
     out.temperature = s.temperature;
   } else {
-    throw Error("temperature: expected 1 or " + std::to_string(num_scales) +
-                " values, got " + std::to_string(s.temperature.size()));
+    throw Error("temperature: expected 1 or " + std::to_string(num_scales) + " values, got " +
+                std::to_string(s.temperature.size()));
   }
-  if (s.top_k < 0)
-    throw Error("top-k must be >= 0");
-  if (s.top_p < 0 || s.top_p > 1)
-    throw Error("top-p must be in [0, 1]");
+  if (s.top_k < 0) throw Error("top-k must be >= 0");
+  if (s.top_p < 0 || s.top_p > 1) throw Error("top-p must be in [0, 1]");
   for (double t : out.temperature)
-    if (!(t > 0))
-      throw Error("temperature must be > 0");
+    if (!(t > 0)) throw Error("temperature must be > 0");
   return out;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 // f_hat [B, Cvae, P, P] -> pictures [B, 3, S, S] in [0, 1]; adds the seconds it
 // took to *seconds.
-Tensor decode_images(const model::Vqvae &vae, const Tensor &f_hat,
-                     double *seconds) {
+Tensor decode_images(const model::Vqvae &vae, const Tensor &f_hat, double *seconds) {
   const auto t = std::chrono::steady_clock::now();
-  Tensor img = vae.fhat_to_img(f_hat); // [B, 3, S, S] in [-1, 1]
+  Tensor img = vae.fhat_to_img(f_hat);  // [B, 3, S, S] in [-1, 1]
   float *p = img.data<float>();
-  for (int64_t i = 0; i < img.numel(); ++i)
-    p[i] = (p[i] + 1.0f) * 0.5f;
+  for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
   *seconds += seconds_since(t);
   return img;
 }
-} // namespace
+}  // namespace
 
-GenerateResult Generator::generate(const GenerateRequest &req,
-                                   const ProgressFn &progress,
+GenerateResult Generator::generate(const GenerateRequest &req, const ProgressFn &progress,
                                    const std::atomic<bool> *cancel) const {
   const int64_t n = static_cast<int64_t>(req.classes.size());
-  if (n == 0)
-    throw Error("nothing to generate: no classes given");
+  if (n == 0) throw Error("nothing to generate: no classes given");
   for (int c : req.classes)
     if (c < 0 || c >= num_classes())
-      throw Error("class " + std::to_string(c) + " is outside [0, " +
-                  std::to_string(num_classes()) + ")");
-  if (req.batch < 0)
-    throw Error("batch must be >= 0");
-  if (!req.image_indices.empty() &&
-      req.image_indices.size() != req.classes.size())
-    throw Error("image_indices: expected one index per class entry (" +
-                std::to_string(req.classes.size()) + "), got " +
+      throw Error("class " + std::to_string(c) + " is outside [0, " + std::to_string(num_classes()) + ")");
+  if (req.batch < 0) throw Error("batch must be >= 0");
+  if (!req.image_indices.empty() && req.image_indices.size() != req.classes.size())
+    throw Error("image_indices: expected one index per class entry (" + std::to_string(req.classes.size()) + "), got " +
                 std::to_string(req.image_indices.size()));
-  const model::SamplingSettings settings = settings_of(
-      req.sampling ? *req.sampling : default_sampling(), num_scales());
-  const int64_t L = total_tokens(), S = image_size(),
-                batch = req.batch > 0 ? req.batch : n;
+  const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
+  const int64_t L = total_tokens(), S = image_size(), batch = req.batch > 0 ? req.batch : n;
   GenerateResult res;
-  res.tokens = Tensor::empty(DType::i64, {n, L});       // [n, L]
-  res.images = Tensor::empty(DType::f32, {n, 3, S, S}); // [n, 3, S, S]
+  res.tokens = Tensor::empty(DType::i64, {n, L});        // [n, L]
+  res.images = Tensor::empty(DType::f32, {n, 3, S, S});  // [n, 3, S, S]
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t nb = std::min(batch, n - b0);
     model::GenerationInput in;
@@ -241,77 +202,55 @@ GenerateResult Generator::generate(const GenerateRequest &req,
     in.sampling = settings;
     for (int64_t i = 0; i < nb; ++i) {
       in.labels.push_back(req.classes[static_cast<size_t>(b0 + i)]);
-      in.image_index.push_back(
-          req.image_indices.empty()
-              ? req.first_index + static_cast<uint32_t>(b0 + i)
-              : req.image_indices[static_cast<size_t>(b0 + i)]);
+      in.image_index.push_back(req.image_indices.empty() ? req.first_index + static_cast<uint32_t>(b0 + i)
+                                                         : req.image_indices[static_cast<size_t>(b0 + i)]);
     }
     model::ScaleCallback on_scale;
-    if (progress)
-      on_scale = [&](const std::string &stage, int si, int sn) {
-        progress({stage, si, sn, b0, n});
-      };
+    if (progress) on_scale = [&](const std::string &stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
     model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
     res.seconds.drafter += out.drafter_seconds;
     res.seconds.refiner += out.refiner_seconds;
-    if (progress)
-      progress({"vae", 0, 0, b0, n});
-    if (cancel && cancel->load())
-      throw Error("generation cancelled");
+    if (progress) progress({"vae", 0, 0, b0, n});
+    if (cancel && cancel->load()) throw Error("generation cancelled");
     Tensor img = decode_images(*impl_->vae, out.f_hat,
-                               &res.seconds.vae); // [nb, 3, S, S] in [0, 1]
-    std::memcpy(res.tokens.data<int64_t>() + b0 * L, out.tokens.raw(),
-                out.tokens.nbytes());
-    std::memcpy(res.images.data<float>() + b0 * 3 * S * S, img.raw(),
-                img.nbytes());
+                               &res.seconds.vae);  // [nb, 3, S, S] in [0, 1]
+    std::memcpy(res.tokens.data<int64_t>() + b0 * L, out.tokens.raw(), out.tokens.nbytes());
+    std::memcpy(res.images.data<float>() + b0 * 3 * S * S, img.raw(), img.nbytes());
   }
   return res;
 }
 
-Tensor Generator::teacher_forced_logits(int stage, const Tensor &tokens,
-                                        int class_label) const {
-  const model::VarTransformer *m =
-      stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
-  if (!m)
-    throw Error("teacher_forced_logits: stage " + std::to_string(stage) +
-                " does not exist in this pipeline");
-  if (class_label < 0 || class_label >= num_classes())
-    throw Error("class out of range");
-  return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens,
-                                      class_label);
+Tensor Generator::teacher_forced_logits(int stage, const Tensor &tokens, int class_label) const {
+  const model::VarTransformer *m = stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
+  if (!m) throw Error("teacher_forced_logits: stage " + std::to_string(stage) + " does not exist in this pipeline");
+  if (class_label < 0 || class_label >= num_classes()) throw Error("class out of range");
+  return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens, class_label);
 }
 
-GenerateResult Generator::edit(const EditRequest &req,
-                               const ProgressFn &progress,
+GenerateResult Generator::edit(const EditRequest &req, const ProgressFn &progress,
                                const std::atomic<bool> *cancel) const {
   const int64_t S = image_size(), L = total_tokens();
   const std::vector<int> pns = patch_nums();
   const int64_t P = pns.back();
   if (req.image.dtype() != DType::f32 || req.image.shape() != Shape{1, 3, S, S})
-    throw Error("edit: the picture must be f32 [1, 3, " + std::to_string(S) +
-                ", " + std::to_string(S) + "], got " +
+    throw Error("edit: the picture must be f32 [1, 3, " + std::to_string(S) + ", " + std::to_string(S) + "], got " +
                 shape_str(req.image.shape()));
   if (req.mask.dtype() != DType::f32 || req.mask.shape() != Shape{S, S})
-    throw Error("edit: the mask must be f32 [" + std::to_string(S) + ", " +
-                std::to_string(S) + "] at the picture's resolution, got " +
-                shape_str(req.mask.shape()));
+    throw Error("edit: the mask must be f32 [" + std::to_string(S) + ", " + std::to_string(S) +
+                "] at the picture's resolution, got " + shape_str(req.mask.shape()));
   if (req.class_label < 0 || req.class_label >= num_classes())
-    throw Error("class " + std::to_string(req.class_label) +
-                " is outside [0, " + std::to_string(num_classes()) + ")");
-  if (!impl_->vae->has_encoder())
-    throw Error("edit: this VQ-VAE file has no encoder");
-  const model::SamplingSettings settings = settings_of(
-      req.sampling ? *req.sampling : default_sampling(), num_scales());
+    throw Error("class " + std::to_string(req.class_label) + " is outside [0, " + std::to_string(num_classes()) + ")");
+  if (!impl_->vae->has_encoder()) throw Error("edit: this VQ-VAE file has no encoder");
+  const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
 
   // 1. The picture's cumulative latent after every scale (spec 5.4).
-  Tensor img = req.image.clone(); // [1, 3, S, S] in [-1, 1]
-  for (int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = img.data<float>()[i] * 2.0f - 1.0f;
+  Tensor img = req.image.clone();  // [1, 3, S, S] in [-1, 1]
+  for (int64_t i = 0; i < img.numel(); ++i) img.data<float>()[i] = img.data<float>()[i] * 2.0f - 1.0f;
   model::Quantizer::Quantized gt = impl_->vae->img_to_tokens(img, pns);
   // 2. The mask on the latent grid by nearest sampling; keep = 1 - mask.
   model::EditGuide guide;
   guide.f_hat_gt = gt.f_hat_per_scale;
-  guide.keep = Tensor::empty(DType::f32, {P, P}); // [P, P]
+  guide.keep = Tensor::empty(DType::f32, {P, P});  // [P, P]
   for (int64_t i = 0; i < P; ++i)
     for (int64_t j = 0; j < P; ++j) {
       const float m = req.mask.data<float>()[(i * S / P) * S + (j * S / P)];
@@ -325,21 +264,17 @@ GenerateResult Generator::edit(const EditRequest &req,
   in.image_index = {0};
   in.edit = &guide;
   model::ScaleCallback on_scale;
-  if (progress)
-    on_scale = [&](const std::string &stage, int si, int sn) {
-      progress({stage, si, sn, 0, 1});
-    };
+  if (progress) on_scale = [&](const std::string &stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
   model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
   GenerateResult res;
   res.seconds.drafter = out.drafter_seconds;
   res.seconds.refiner = out.refiner_seconds;
-  if (progress)
-    progress({"vae", 0, 0, 0, 1});
+  if (progress) progress({"vae", 0, 0, 0, 1});
   res.images = decode_images(*impl_->vae, out.f_hat,
-                             &res.seconds.vae); // [1, 3, S, S] in [0, 1]
-  res.tokens = out.tokens;                      // [1, L]
+                             &res.seconds.vae);  // [1, 3, S, S] in [0, 1]
+  res.tokens = out.tokens;                       // [1, L]
   (void)L;
   return res;
 }
 
-} // namespace varcode
+}  // namespace varcode

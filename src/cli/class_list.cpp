@@ -18,59 +18,47 @@ std::string trim(const std::string &s) {
 std::string fold(const std::string &s) {
   std::string out;
   for (unsigned char c : s)
-    if (std::isalnum(c))
-      out.push_back(static_cast<char>(std::tolower(c)));
+    if (std::isalnum(c)) out.push_back(static_cast<char>(std::tolower(c)));
   return out;
 }
 
 bool parse_uint(const std::string &s, long long *v) {
-  if (s.empty() || s.size() > 9)
-    return false;
+  if (s.empty() || s.size() > 9) return false;
   for (unsigned char c : s)
-    if (!std::isdigit(c))
-      return false;
+    if (!std::isdigit(c)) return false;
   *v = std::stoll(s);
   return true;
 }
 
 int find_name(const std::string &item, const std::vector<std::string> &names) {
   const std::string want = fold(item);
-  if (want.empty())
-    return -1;
+  if (want.empty()) return -1;
   for (size_t i = 0; i < names.size(); ++i)
-    if (fold(names[i]) == want)
-      return static_cast<int>(i);
+    if (fold(names[i]) == want) return static_cast<int>(i);
   for (size_t i = 0; i < names.size(); ++i) {
     std::stringstream parts(names[i]);
     std::string part;
     while (std::getline(parts, part, '/'))
-      if (fold(part) == want)
-        return static_cast<int>(i);
+      if (fold(part) == want) return static_cast<int>(i);
   }
   return -1;
 }
 
-} // namespace
+}  // namespace
 
-std::vector<int> parse_classes(const std::string &s, const std::string &flag,
-                               int num_classes,
+std::vector<int> parse_classes(const std::string &s, const std::string &flag, int num_classes,
                                const std::vector<std::string> &names) {
-  std::string hint = " (expected class numbers 0-" +
-                     std::to_string(num_classes - 1) +
-                     ", ranges such as 0-3, `all`";
-  if (!names.empty())
-    hint += " or names such as '" + names.front() + "'";
+  std::string hint = " (expected class numbers 0-" + std::to_string(num_classes - 1) + ", ranges such as 0-3, `all`";
+  if (!names.empty()) hint += " or names such as '" + names.front() + "'";
   hint += ")";
-  if (trim(s).empty())
-    throw Error(flag + ": empty" + hint);
+  if (trim(s).empty()) throw Error(flag + ": empty" + hint);
   std::vector<int> out;
   std::stringstream ss(s);
   std::string item;
   while (std::getline(ss, item, ',')) {
     item = trim(item);
     if (item == "all") {
-      for (int c = 0; c < num_classes; ++c)
-        out.push_back(c);
+      for (int c = 0; c < num_classes; ++c) out.push_back(c);
       continue;
     }
     if (const int named = find_name(item, names); named >= 0) {
@@ -81,29 +69,22 @@ std::vector<int> parse_classes(const std::string &s, const std::string &flag,
     long long lo = 0, hi = 0;
     const bool ok = dash == std::string::npos
                         ? parse_uint(item, &lo) && ((hi = lo), true)
-                        : parse_uint(trim(item.substr(0, dash)), &lo) &&
-                              parse_uint(trim(item.substr(dash + 1)), &hi);
+                        : parse_uint(trim(item.substr(0, dash)), &lo) && parse_uint(trim(item.substr(dash + 1)), &hi);
     if (!ok) {
       std::string what = "'" + item + "' is not a class number, a range";
-      what += names.empty()
-                  ? " or `all`; this model has no class names (one per line in "
-                    "<model>.classes.txt or classes.txt beside the model file)"
-                  : ", `all` or a class name";
+      what += names.empty() ? " or `all`; this model has no class names (one per line in "
+                              "<model>.classes.txt or classes.txt beside the model file)"
+                            : ", `all` or a class name";
       throw Error(flag + ": " + what + hint);
     }
-    if (hi < lo)
-      throw Error(flag + ": the range '" + item +
-                  "' is empty (it ends before it starts)");
+    if (hi < lo) throw Error(flag + ": the range '" + item + "' is empty (it ends before it starts)");
     if (hi >= num_classes)
-      throw Error(flag + ": " + std::to_string(hi) +
-                  " is outside the model's classes [0, " +
+      throw Error(flag + ": " + std::to_string(hi) + " is outside the model's classes [0, " +
                   std::to_string(num_classes) + ")");
-    for (long long c = lo; c <= hi; ++c)
-      out.push_back(static_cast<int>(c));
+    for (long long c = lo; c <= hi; ++c) out.push_back(static_cast<int>(c));
   }
-  if (out.empty())
-    throw Error(flag + ": no class given" + hint);
+  if (out.empty()) throw Error(flag + ": no class given" + hint);
   return out;
 }
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

@@ -28,66 +28,50 @@ struct GenerateFlags {
   bool quiet = false;
 };
 
-} // namespace
+}  // namespace
 
 void register_generate(CLI::App &app) {
   auto f = std::make_shared<GenerateFlags>();
-  auto *cmd = app.add_subcommand(
-      "generate", "Generate class-conditional images (VAR or CoDe)");
+  auto *cmd = app.add_subcommand("generate", "Generate class-conditional images (VAR or CoDe)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
   cmd->add_option("--class", f->classes,
                   "Classes in order, one image each: numbers, ranges (0-9), "
                   "`all` or the model's class names "
                   "(--class sneaker); default random");
-  cmd->add_option(
-         "--per-class", f->per_class,
-         "Images of each --class, side by side in the grid (default 1)")
+  cmd->add_option("--per-class", f->per_class, "Images of each --class, side by side in the grid (default 1)")
       ->check(CLI::Range(1, 10000));
-  cmd->add_option(
-         "--num", f->num,
-         "Images with random classes when --class is not given (default 1)")
+  cmd->add_option("--num", f->num, "Images with random classes when --class is not given (default 1)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")
-      ->each([f](const std::string &) { f->seed_given = true; });
+  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string &) {
+    f->seed_given = true;
+  });
   cmd->add_option("--batch", f->batch,
                   "Images per forward pass (default: chosen from the model and "
                   "the free memory)")
       ->check(CLI::NonNegativeNumber);
-  auto *out = cmd->add_option(
-      "--out", f->out, "One PNG grid of all images (default generated.png)");
-  auto *out_dir = cmd->add_option("--out-dir", f->out_dir,
-                                  "One PNG per image: DIR/000000.png ...");
+  auto *out = cmd->add_option("--out", f->out, "One PNG grid of all images (default generated.png)");
+  auto *out_dir = cmd->add_option("--out-dir", f->out_dir, "One PNG per image: DIR/000000.png ...");
   out->excludes(out_dir);
-  cmd->add_option("--save-tokens", f->save_tokens,
-                  "int64 [B, L] tokens, scale after scale (.npy)");
-  cmd->add_option("--save-image", f->save_image,
-                  "float32 [B, 3, H, W] images in [0, 1] (.npy)");
+  cmd->add_option("--save-tokens", f->save_tokens, "int64 [B, L] tokens, scale after scale (.npy)");
+  cmd->add_option("--save-image", f->save_image, "float32 [B, 3, H, W] images in [0, 1] (.npy)");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   cmd->callback([f] {
     const auto t0 = std::chrono::steady_clock::now();
     Generator gen = open_pipeline(f->pipe);
     GenerateRequest req;
     req.sampling = sampling_from_flags(f->sampling, gen);
-    req.seed = f->seed_given
-                   ? f->seed
-                   : std::random_device{}() |
-                         (static_cast<uint64_t>(std::random_device{}()) << 32);
-    if (!f->seed_given)
-      std::cerr << "seed " << req.seed << "\n";
+    req.seed = f->seed_given ? f->seed : std::random_device{}() | (static_cast<uint64_t>(std::random_device{}()) << 32);
+    if (!f->seed_given) std::cerr << "seed " << req.seed << "\n";
     if (!f->classes.empty()) {
-      for (int c : parse_classes(f->classes, "--class", gen.num_classes(),
-                                 class_names(f->pipe, gen.num_classes())))
-        req.classes.insert(req.classes.end(), static_cast<size_t>(f->per_class),
-                           c);
+      for (int c : parse_classes(f->classes, "--class", gen.num_classes(), class_names(f->pipe, gen.num_classes())))
+        req.classes.insert(req.classes.end(), static_cast<size_t>(f->per_class), c);
     } else {
-      if (f->per_class != 1)
-        throw Error("--per-class: needs --class");
+      if (f->per_class != 1) throw Error("--per-class: needs --class");
       std::mt19937_64 pick(req.seed);
       std::string shown;
       for (int i = 0; i < f->num; ++i) {
-        req.classes.push_back(static_cast<int>(
-            pick() % static_cast<uint64_t>(gen.num_classes())));
+        req.classes.push_back(static_cast<int>(pick() % static_cast<uint64_t>(gen.num_classes())));
         shown += (i ? "," : "") + std::to_string(req.classes.back());
       }
       std::cerr << "classes " << shown << "\n";
@@ -95,12 +79,9 @@ void register_generate(CLI::App &app) {
     req.batch = f->batch > 0 ? f->batch : gen.suggested_batch();
     const auto t_open = std::chrono::steady_clock::now();
     GenerateResult res = gen.generate(req, stderr_progress(f->quiet));
-    if (!f->quiet && isatty(STDERR_FILENO))
-      std::cerr << "\n";
-    if (!f->save_tokens.empty())
-      save_npy(f->save_tokens, res.tokens);
-    if (!f->save_image.empty())
-      save_npy(f->save_image, res.images);
+    if (!f->quiet && isatty(STDERR_FILENO)) std::cerr << "\n";
+    if (!f->save_tokens.empty()) save_npy(f->save_tokens, res.tokens);
+    if (!f->save_image.empty()) save_npy(f->save_image, res.images);
     std::string where;
     if (!f->out_dir.empty()) {
       save_pngs(f->out_dir, res.images);
@@ -108,24 +89,19 @@ void register_generate(CLI::App &app) {
     } else {
       where = f->out.empty() ? "generated.png" : f->out;
       // one row per class when several images of each were asked for
-      save_png(where,
-               image_grid(res.images, f->per_class > 1 ? f->per_class : 0));
+      save_png(where, image_grid(res.images, f->per_class > 1 ? f->per_class : 0));
     }
     const double load_s = std::chrono::duration<double>(t_open - t0).count();
-    const double total_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open)
-            .count();
+    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
     if (!f->quiet) {
       std::fprintf(stderr,
                    "%zu image(s) -> %s in %.2f s (%.2f s/image; %s %.2f s, "
                    "%s%.2f s, vae %.2f s; load %.2f s)\n",
-                   req.classes.size(), where.c_str(), total_s,
-                   total_s / static_cast<double>(req.classes.size()),
-                   gen.collaborative() ? "drafter" : "var", res.seconds.drafter,
-                   gen.collaborative() ? "refiner " : "-", res.seconds.refiner,
-                   res.seconds.vae, load_s);
+                   req.classes.size(), where.c_str(), total_s, total_s / static_cast<double>(req.classes.size()),
+                   gen.collaborative() ? "drafter" : "var", res.seconds.drafter, gen.collaborative() ? "refiner " : "-",
+                   res.seconds.refiner, res.seconds.vae, load_s);
     }
   });
 }
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

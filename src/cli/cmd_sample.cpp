@@ -53,13 +53,11 @@ void install_stop_handlers() {
 std::string dtype_str(DType d) { return d == DType::bf16 ? "bf16" : "f32"; }
 
 std::string hms(double s) {
-  if (!std::isfinite(s) || s < 0)
-    return "--:--";
+  if (!std::isfinite(s) || s < 0) return "--:--";
   const long long t = std::llround(s);
   char buf[32];
   if (t >= 3600)
-    std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", t / 3600, t / 60 % 60,
-                  t % 60);
+    std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
   else
     std::snprintf(buf, sizeof(buf), "%02lld:%02lld", t / 60, t % 60);
   return buf;
@@ -68,44 +66,30 @@ std::string hms(double s) {
 // done/total, images per second and ETA: one line updated in place on a
 // terminal, a plain line at most every 10 s otherwise (logs of batch jobs).
 class Progress {
-public:
-  Progress(int64_t total, bool quiet)
-      : total_(total), quiet_(quiet), tty_(isatty(STDERR_FILENO)) {}
+ public:
+  Progress(int64_t total, bool quiet) : total_(total), quiet_(quiet), tty_(isatty(STDERR_FILENO)) {}
   void update(int64_t done, bool force = false) {
-    if (quiet_)
-      return;
+    if (quiet_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!tty_ && !force && now - last_ < std::chrono::seconds(10))
-      return;
+    if (!tty_ && !force && now - last_ < std::chrono::seconds(10)) return;
     last_ = now;
     const double el = std::chrono::duration<double>(now - t0_).count();
     const double rate = el > 0 ? static_cast<double>(done) / el : 0;
-    std::fprintf(
-        stderr, "%s[sample] %lld/%lld images (%.1f%%), %.2f images/s, ETA %s%s",
-        tty_ ? "\r\033[K" : "", static_cast<long long>(done),
-        static_cast<long long>(total_),
-        total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_)
-               : 100.0,
-        rate,
-        rate > 0 ? hms(static_cast<double>(total_ - done) / rate).c_str()
-                 : "--:--",
-        tty_ ? "" : "\n");
+    std::fprintf(stderr, "%s[sample] %lld/%lld images (%.1f%%), %.2f images/s, ETA %s%s", tty_ ? "\r\033[K" : "",
+                 static_cast<long long>(done), static_cast<long long>(total_),
+                 total_ ? 100.0 * static_cast<double>(done) / static_cast<double>(total_) : 100.0, rate,
+                 rate > 0 ? hms(static_cast<double>(total_ - done) / rate).c_str() : "--:--", tty_ ? "" : "\n");
     std::fflush(stderr);
   }
   void end_line() {
-    if (!quiet_ && tty_)
-      std::fprintf(stderr, "\n");
+    if (!quiet_ && tty_) std::fprintf(stderr, "\n");
   }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_)
-        .count();
-  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
 
-private:
+ private:
   int64_t total_;
   bool quiet_, tty_;
-  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(),
-                                        last_{};
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(), last_{};
 };
 
 // DIR/run.json: written when absent; otherwise it must describe this very run
@@ -114,11 +98,9 @@ private:
 void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec)
-    throw Error(dir + ": cannot create the output directory: " + ec.message());
+  if (ec) throw Error(dir + ": cannot create the output directory: " + ec.message());
   const std::string path = run_json_path(dir);
-  const nlohmann::json mine =
-      nlohmann::json::parse(spec.to_json().dump()); // as it reads back
+  const nlohmann::json mine = nlohmann::json::parse(spec.to_json().dump());  // as it reads back
   if (std::filesystem::exists(path)) {
     nlohmann::json theirs;
     std::ifstream f(path);
@@ -127,14 +109,12 @@ void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
     } catch (const nlohmann::json::exception &) {
       theirs = nlohmann::json();
     }
-    if (theirs == mine)
-      return;
+    if (theirs == mine) return;
     std::string what = "its run.json is unreadable";
     if (theirs.is_object())
       for (const auto &[key, value] : mine.items())
         if (!theirs.contains(key) || theirs[key] != value) {
-          what = "its run.json records another " + key + " (" +
-                 (theirs.contains(key) ? theirs[key].dump() : "none") +
+          what = "its run.json records another " + key + " (" + (theirs.contains(key) ? theirs[key].dump() : "none") +
                  ", this run: " + value.dump() + ")";
           break;
         }
@@ -153,29 +133,23 @@ void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
 // With --npz under sharding, shard 0 packs once every shard's images are there.
 // It polls the directory and gives up when no new image has appeared for
 // `stall_s` (a shard died).
-bool wait_for_other_shards(const std::string &dir, const RunSpec &run,
-                           double stall_s, bool quiet) {
+bool wait_for_other_shards(const std::string &dir, const RunSpec &run, double stall_s, bool quiet) {
   int64_t last_missing = -1;
   auto last_change = std::chrono::steady_clock::now();
   for (;;) {
     int64_t missing = 0;
     for (int64_t k = 0; k < run.total(); ++k)
-      if (!std::filesystem::exists(dir + "/" + image_name(run.item(k)) +
-                                   ".png"))
-        ++missing;
-    if (missing == 0)
-      return true;
+      if (!std::filesystem::exists(dir + "/" + image_name(run.item(k)) + ".png")) ++missing;
+    if (missing == 0) return true;
     if (missing != last_missing) {
       if (!quiet)
-        std::fprintf(stderr,
-                     "[sample] waiting for %lld images from the other shards\n",
+        std::fprintf(stderr, "[sample] waiting for %lld images from the other shards\n",
                      static_cast<long long>(missing));
       last_missing = missing;
       last_change = std::chrono::steady_clock::now();
     }
-    if (g_stop.load() || std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - last_change)
-                                 .count() > stall_s)
+    if (g_stop.load() ||
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_change).count() > stall_s)
       return false;
     std::this_thread::sleep_for(std::chrono::seconds(2));
   }
@@ -183,8 +157,7 @@ bool wait_for_other_shards(const std::string &dir, const RunSpec &run,
 
 void run_sample(SampleFlags &f) {
   if (f.per_class < 1 || f.per_class > static_cast<int>(kIndexStride))
-    throw Error("--per-class: expected 1 to " + std::to_string(kIndexStride) +
-                ", got " + std::to_string(f.per_class));
+    throw Error("--per-class: expected 1 to " + std::to_string(kIndexStride) + ", got " + std::to_string(f.per_class));
   int shard = 0, shards = 1;
   if (!f.shard.empty())
     parse_shard(f.shard, &shard, &shards);
@@ -193,14 +166,11 @@ void run_sample(SampleFlags &f) {
 
   const auto t_load = std::chrono::steady_clock::now();
   Generator gen = open_pipeline(f.pipe);
-  const double load_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load)
-          .count();
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   if (gen.num_classes() > static_cast<int>(kIndexStride))
     throw Error("models with more than 65536 classes are not supported");
   RunSpec spec;
-  spec.classes = parse_class_ranges(f.classes.empty() ? "all" : f.classes,
-                                    gen.num_classes(),
+  spec.classes = parse_class_ranges(f.classes.empty() ? "all" : f.classes, gen.num_classes(),
                                     class_names(f.pipe, gen.num_classes()));
   spec.per_class = f.per_class;
   spec.seed = f.seed;
@@ -213,8 +183,7 @@ void run_sample(SampleFlags &f) {
                    {"refiner", file_identity(f.pipe.refiner)},
                    {"draft_steps", gen.draft_steps()}};
   else
-    spec.models = {{"vae", file_identity(f.pipe.vae)},
-                   {"model", file_identity(f.pipe.model)}};
+    spec.models = {{"vae", file_identity(f.pipe.vae)}, {"model", file_identity(f.pipe.model)}};
   claim_directory(f.out_dir, spec, f.force);
 
   // This shard's slice, minus what is already there (a previous, interrupted
@@ -222,34 +191,28 @@ void run_sample(SampleFlags &f) {
   int64_t begin = 0, end = 0;
   shard_range(spec.total(), shard, shards, &begin, &end);
   std::unordered_set<std::string> mine;
-  for (int64_t k = begin; k < end; ++k)
-    mine.insert(image_name(spec.item(k)) + ".png");
+  for (int64_t k = begin; k < end; ++k) mine.insert(image_name(spec.item(k)) + ".png");
   // Temporaries of a killed run (NAME.png.tmp.PID) for images of this shard are
   // stale: no other process writes them.
   for (const auto &e : std::filesystem::directory_iterator(f.out_dir)) {
     const std::string name = e.path().filename().string();
     const size_t tmp = name.find(".png.tmp.");
-    if (tmp != std::string::npos && mine.count(name.substr(0, tmp + 4)))
-      std::filesystem::remove(e.path());
+    if (tmp != std::string::npos && mine.count(name.substr(0, tmp + 4))) std::filesystem::remove(e.path());
   }
   std::vector<char> done(static_cast<size_t>(end - begin), 0);
 #pragma omp parallel for schedule(dynamic, 16)
   for (int64_t k = begin; k < end; ++k)
-    done[static_cast<size_t>(k - begin)] =
-        image_complete(f.out_dir, spec.item(k), spec.image_size) ? 1 : 0;
+    done[static_cast<size_t>(k - begin)] = image_complete(f.out_dir, spec.item(k), spec.image_size) ? 1 : 0;
   std::vector<int64_t> todo;
   for (int64_t k = begin; k < end; ++k)
-    if (!done[static_cast<size_t>(k - begin)])
-      todo.push_back(k);
+    if (!done[static_cast<size_t>(k - begin)]) todo.push_back(k);
   const int64_t already = (end - begin) - static_cast<int64_t>(todo.size());
   if (!f.quiet) {
     std::fprintf(stderr,
                  "[sample] %s: %lld images (%zu classes x %d)%s; %lld already "
                  "done, %zu to generate (load %.1f s)\n",
-                 f.out_dir.c_str(), static_cast<long long>(spec.total()),
-                 spec.classes.size(), spec.per_class,
-                 shards > 1 ? (", shard " + std::to_string(shard) + "/" +
-                               std::to_string(shards) + " takes " +
+                 f.out_dir.c_str(), static_cast<long long>(spec.total()), spec.classes.size(), spec.per_class,
+                 shards > 1 ? (", shard " + std::to_string(shard) + "/" + std::to_string(shards) + " takes " +
                                std::to_string(end - begin))
                                   .c_str()
                             : "",
@@ -260,27 +223,23 @@ void run_sample(SampleFlags &f) {
   // (Generator::suggested_batch).
   const int64_t batch = f.batch > 0 ? f.batch : gen.suggested_batch();
   if (!f.quiet)
-    std::fprintf(
-        stderr, "batch %lld%s (about %.0f MB of working memory per image)\n",
-        static_cast<long long>(batch),
-        f.batch > 0 ? "" : ", chosen from the free memory and the model",
-        static_cast<double>(gen.memory_per_image()) / 1e6);
+    std::fprintf(stderr, "batch %lld%s (about %.0f MB of working memory per image)\n", static_cast<long long>(batch),
+                 f.batch > 0 ? "" : ", chosen from the free memory and the model",
+                 static_cast<double>(gen.memory_per_image()) / 1e6);
   install_stop_handlers();
   Progress progress(static_cast<int64_t>(todo.size()), f.quiet);
   progress.update(0, true);
   int64_t generated = 0;
   StageSeconds stage;
   for (size_t b0 = 0; b0 < todo.size(); b0 += static_cast<size_t>(batch)) {
-    if (g_stop.load())
-      break;
+    if (g_stop.load()) break;
     GenerateRequest req;
     req.seed = spec.seed;
     req.sampling = spec.sampling;
     std::vector<std::string> names;
     // Classes mix freely inside a batch: each image keys its draws on its own
     // (class, j) index.
-    for (size_t i = b0;
-         i < std::min(todo.size(), b0 + static_cast<size_t>(batch)); ++i) {
+    for (size_t i = b0; i < std::min(todo.size(), b0 + static_cast<size_t>(batch)); ++i) {
       const SampleItem it = spec.item(todo[i]);
       req.classes.push_back(it.cls);
       req.image_indices.push_back(image_index(it));
@@ -290,12 +249,11 @@ void run_sample(SampleFlags &f) {
     try {
       res = gen.generate(req, {}, &g_stop);
     } catch (const Error &) {
-      if (!g_stop.load())
-        throw;
-      break; // interrupted mid-batch: that batch is abandoned, nothing of it
-             // was written
+      if (!g_stop.load()) throw;
+      break;  // interrupted mid-batch: that batch is abandoned, nothing of it
+              // was written
     }
-    save_pngs(f.out_dir, res.images, names); // each file atomic
+    save_pngs(f.out_dir, res.images, names);  // each file atomic
     generated += static_cast<int64_t>(names.size());
     stage.drafter += res.seconds.drafter;
     stage.refiner += res.seconds.refiner;
@@ -305,78 +263,61 @@ void run_sample(SampleFlags &f) {
   progress.end_line();
   const double secs = progress.seconds();
   if (g_stop.load() && generated < static_cast<int64_t>(todo.size()))
-    throw Error("interrupted: " + std::to_string(already + generated) +
-                " of this run's " + std::to_string(end - begin) +
-                " images are in " + f.out_dir +
-                "; rerun the same command to resume");
+    throw Error("interrupted: " + std::to_string(already + generated) + " of this run's " +
+                std::to_string(end - begin) + " images are in " + f.out_dir + "; rerun the same command to resume");
   if (!f.quiet) {
     std::fprintf(stderr,
                  "[sample] %lld images in %.1f s: %.3f images/s, %.3f s/image "
                  "(%s %.1f s, %srefiner %.1f s, vae %.1f s)\n",
-                 static_cast<long long>(generated), secs,
-                 secs > 0 ? static_cast<double>(generated) / secs : 0.0,
-                 generated ? secs / static_cast<double>(generated) : 0.0,
-                 gen.collaborative() ? "drafter" : "var", stage.drafter,
-                 gen.collaborative() ? "" : "no ", stage.refiner, stage.vae);
+                 static_cast<long long>(generated), secs, secs > 0 ? static_cast<double>(generated) / secs : 0.0,
+                 generated ? secs / static_cast<double>(generated) : 0.0, gen.collaborative() ? "drafter" : "var",
+                 stage.drafter, gen.collaborative() ? "" : "no ", stage.refiner, stage.vae);
   }
 
   if (!f.npz.empty()) {
     if (shard != 0) {
       if (!f.quiet)
-        std::fprintf(stderr, "[sample] --npz: shard 0 packs the images once "
-                             "every shard is done\n");
+        std::fprintf(stderr,
+                     "[sample] --npz: shard 0 packs the images once "
+                     "every shard is done\n");
       return;
     }
     if (shards > 1) {
       // The other shards run at about this pace; allow them ten of our batches'
       // time past ours.
-      const double per_batch = generated
-                                   ? secs / static_cast<double>(generated) *
-                                         static_cast<double>(batch)
-                                   : 60.0;
-      if (!wait_for_other_shards(f.out_dir, spec,
-                                 std::max(600.0, 10 * per_batch), f.quiet))
-        throw Error("the other shards did not finish; when they have, run: "
-                    "varcode pack " +
-                    f.out_dir + " --npz " + f.npz);
+      const double per_batch = generated ? secs / static_cast<double>(generated) * static_cast<double>(batch) : 60.0;
+      if (!wait_for_other_shards(f.out_dir, spec, std::max(600.0, 10 * per_batch), f.quiet))
+        throw Error(
+            "the other shards did not finish; when they have, run: "
+            "varcode pack " +
+            f.out_dir + " --npz " + f.npz);
     }
     pack_run(f.out_dir, f.npz, f.quiet);
   }
 }
 
-} // namespace
+}  // namespace
 
 void register_sample(CLI::App &app) {
   auto f = std::make_shared<SampleFlags>();
-  auto *cmd = app.add_subcommand(
-      "sample", "FID sampling: --per-class images of every class as "
-                "DIR/<class>_<j>.png (resumable, shardable)");
+  auto *cmd = app.add_subcommand("sample",
+                                 "FID sampling: --per-class images of every class as "
+                                 "DIR/<class>_<j>.png (resumable, shardable)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
-  cmd->add_option("--out-dir", f->out_dir,
-                  "Output directory (DIR/<class>_<j>.png, DIR/run.json)")
-      ->required();
-  cmd->add_option(
-      "--classes", f->classes,
-      "Classes: ranges and lists such as 0-999, 1,5,7, 0-3,10 (default: all)");
+  cmd->add_option("--out-dir", f->out_dir, "Output directory (DIR/<class>_<j>.png, DIR/run.json)")->required();
+  cmd->add_option("--classes", f->classes, "Classes: ranges and lists such as 0-999, 1,5,7, 0-3,10 (default: all)");
   cmd->add_option("--per-class", f->per_class, "Images per class (default 50)");
-  cmd->add_option(
-      "--seed", f->seed,
-      "Seed; image j of class c draws with (seed, c * 65536 + j) (default 0)");
-  cmd->add_option(
-         "--batch", f->batch,
-         "Images per forward pass, classes mixed (default: chosen from the "
-         "model and the free memory, at most 32)")
+  cmd->add_option("--seed", f->seed, "Seed; image j of class c draws with (seed, c * 65536 + j) (default 0)");
+  cmd->add_option("--batch", f->batch,
+                  "Images per forward pass, classes mixed (default: chosen from the "
+                  "model and the free memory, at most 32)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--shard", f->shard,
                   "I/N: take slice I of N (default: from mpirun's environment, "
                   "else the whole run)");
-  cmd->add_option(
-      "--npz", f->npz,
-      "Also pack the images into this .npz at the end (as `varcode pack`)");
-  cmd->add_flag(
-      "--force", f->force,
-      "Use a directory made with other settings anyway (its images are kept)");
+  cmd->add_option("--npz", f->npz, "Also pack the images into this .npz at the end (as `varcode pack`)");
+  cmd->add_flag("--force", f->force, "Use a directory made with other settings anyway (its images are kept)");
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   cmd->callback([f] { run_sample(*f); });
 }
@@ -385,17 +326,13 @@ void register_pack(CLI::App &app) {
   auto dir = std::make_shared<std::string>();
   auto npz = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
-  auto *cmd =
-      app.add_subcommand("pack", "Pack a `varcode sample` directory into an "
+  auto *cmd = app.add_subcommand("pack",
+                                 "Pack a `varcode sample` directory into an "
                                  ".npz (arr_0: uint8 [N, H, W, 3])");
-  cmd->add_option("dir", *dir, "The directory `varcode sample` wrote")
-      ->required();
-  cmd->add_option(
-         "--npz", *npz,
-         "Output .npz (the OpenAI guided-diffusion evaluator's format)")
-      ->required();
+  cmd->add_option("dir", *dir, "The directory `varcode sample` wrote")->required();
+  cmd->add_option("--npz", *npz, "Output .npz (the OpenAI guided-diffusion evaluator's format)")->required();
   cmd->add_flag("--quiet", *quiet, "No summary on stderr");
   cmd->callback([dir, npz, quiet] { pack_run(*dir, *npz, *quiet); });
 }
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

@@ -18,7 +18,7 @@ struct PipelineFlags {
 };
 
 struct SamplingFlags {
-  std::string cfg, top_k, top_p, temperature; // empty = the mode's default
+  std::string cfg, top_k, top_p, temperature;  // empty = the mode's default
   bool smooth = false;
 };
 
@@ -39,14 +39,12 @@ Generator open_pipeline(PipelineFlags &f);
 std::vector<std::string> class_names(const PipelineFlags &f, int num_classes);
 // The generator's defaults overridden by the flags given; Error naming a bad
 // flag value.
-SamplingOptions sampling_from_flags(const SamplingFlags &f,
-                                    const Generator &gen);
+SamplingOptions sampling_from_flags(const SamplingFlags &f, const Generator &gen);
 // "207,980" -> {207, 980}; Error naming `flag` for anything else.
 std::vector<int> parse_int_list(const std::string &s, const std::string &flag);
-std::vector<double> parse_double_list(const std::string &s,
-                                      const std::string &flag);
+std::vector<double> parse_double_list(const std::string &s, const std::string &flag);
 // Progress on stderr: one line per scale, updated in place on a terminal;
 // nothing when quiet.
 ProgressFn stderr_progress(bool quiet);
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

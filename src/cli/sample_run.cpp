@@ -20,50 +20,41 @@ namespace {
 
 // A strict non-negative integer (no sign, no spaces, no trailing junk).
 bool parse_uint(const std::string &s, long long *out) {
-  if (s.empty() || s.size() > 9 ||
-      !std::all_of(s.begin(), s.end(),
-                   [](char ch) { return ch >= '0' && ch <= '9'; }))
+  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
     return false;
   *out = std::stoll(s);
   return true;
 }
 
-} // namespace
+}  // namespace
 
-std::vector<int> parse_class_ranges(const std::string &s, int num_classes,
-                                    const std::vector<std::string> &names) {
+std::vector<int> parse_class_ranges(const std::string &s, int num_classes, const std::vector<std::string> &names) {
   std::set<int> seen;
   for (int c : parse_classes(s, "--classes", num_classes, names))
-    if (!seen.insert(c).second)
-      throw Error("--classes: class " + std::to_string(c) + " is given twice");
+    if (!seen.insert(c).second) throw Error("--classes: class " + std::to_string(c) + " is given twice");
   return {seen.begin(), seen.end()};
 }
 
 void parse_shard(const std::string &s, int *index, int *count) {
   const size_t slash = s.find('/');
   long long i = 0, n = 0;
-  if (slash == std::string::npos || !parse_uint(s.substr(0, slash), &i) ||
-      !parse_uint(s.substr(slash + 1), &n))
+  if (slash == std::string::npos || !parse_uint(s.substr(0, slash), &i) || !parse_uint(s.substr(slash + 1), &n))
     throw Error("--shard: expected I/N (e.g. 0/4), got '" + s + "'");
-  if (n < 1 || i >= n)
-    throw Error("--shard: " + s + ": I must be in [0, N) and N >= 1");
+  if (n < 1 || i >= n) throw Error("--shard: " + s + ": I must be in [0, N) and N >= 1");
   *index = static_cast<int>(i);
   *count = static_cast<int>(n);
 }
 
 bool shard_from_environment(int *index, int *count) {
-  const std::pair<const char *, const char *> vars[] = {
-      {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
-      {"PMI_RANK", "PMI_SIZE"}};
+  const std::pair<const char *, const char *> vars[] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                                        {"PMI_RANK", "PMI_SIZE"}};
   for (const auto &[rank_var, size_var] : vars) {
     const char *r = std::getenv(rank_var);
     const char *n = std::getenv(size_var);
-    if (!r || !n)
-      continue;
+    if (!r || !n) continue;
     long long ri = 0, ni = 0;
     if (!parse_uint(r, &ri) || !parse_uint(n, &ni) || ni < 1 || ri >= ni)
-      throw Error(std::string("the MPI launcher's ") + rank_var + "=" + r +
-                  " / " + size_var + "=" + n +
+      throw Error(std::string("the MPI launcher's ") + rank_var + "=" + r + " / " + size_var + "=" + n +
                   " do not make a shard (expected 0 <= rank < size)");
     *index = static_cast<int>(ri);
     *count = static_cast<int>(ni);
@@ -72,19 +63,15 @@ bool shard_from_environment(int *index, int *count) {
   return false;
 }
 
-void shard_range(int64_t total, int index, int count, int64_t *begin,
-                 int64_t *end) {
+void shard_range(int64_t total, int index, int count, int64_t *begin, int64_t *end) {
   *begin = total * index / count;
   *end = total * (index + 1) / count;
 }
 
-std::string image_name(const SampleItem &it) {
-  return std::to_string(it.cls) + "_" + std::to_string(it.j);
-}
+std::string image_name(const SampleItem &it) { return std::to_string(it.cls) + "_" + std::to_string(it.j); }
 
 uint32_t image_index(const SampleItem &it) {
-  return static_cast<uint32_t>(it.cls) * kIndexStride +
-         static_cast<uint32_t>(it.j);
+  return static_cast<uint32_t>(it.cls) * kIndexStride + static_cast<uint32_t>(it.j);
 }
 
 nlohmann::json file_identity(const std::string &path) {
@@ -95,30 +82,25 @@ nlohmann::json file_identity(const std::string &path) {
   }
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(path, ec);
-  if (ec)
-    throw Error(path + ": cannot read the model file: " + ec.message());
+  if (ec) throw Error(path + ": cannot read the model file: " + ec.message());
   // Hashing every byte of a 2 GB checkpoint on every start (and every shard)
   // would cost seconds; 64 blocks of 64 KiB spread evenly, plus the size, tell
   // different checkpoints apart just as well in practice (any retrained or
   // converted file differs almost everywhere).
   std::ifstream f(path, std::ios::binary);
-  if (!f)
-    throw Error(path + ": cannot open the model file");
-  uint64_t h = 1469598103934665603ull; // FNV-1a
+  if (!f) throw Error(path + ": cannot open the model file");
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
   std::vector<char> block(65536);
-  const uint64_t blocks = 64,
-                 span = bytes > block.size() ? bytes - block.size() : 0;
+  const uint64_t blocks = 64, span = bytes > block.size() ? bytes - block.size() : 0;
   for (uint64_t b = 0; b < blocks; ++b) {
     f.clear();
     f.seekg(static_cast<std::streamoff>(span * b / (blocks - 1)));
     f.read(block.data(), static_cast<std::streamsize>(block.size()));
     for (std::streamsize i = 0; i < f.gcount(); ++i)
-      h = (h ^ static_cast<uint8_t>(block[static_cast<size_t>(i)])) *
-          1099511628211ull;
+      h = (h ^ static_cast<uint8_t>(block[static_cast<size_t>(i)])) * 1099511628211ull;
   }
   char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx",
-                static_cast<unsigned long long>(h));
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
   j["name"] = std::filesystem::path(path).filename().string();
   j["bytes"] = bytes;
   j["fingerprint"] = hex;
@@ -145,8 +127,7 @@ nlohmann::json RunSpec::to_json() const {
 
 RunSpec RunSpec::from_json(const nlohmann::json &j, const std::string &where) {
   try {
-    if (j.at("format") != "varcode-sample-1")
-      throw Error(where + ": unknown format " + j.at("format").dump());
+    if (j.at("format") != "varcode-sample-1") throw Error(where + ": unknown format " + j.at("format").dump());
     RunSpec r;
     r.models = j.at("models");
     const auto &s = j.at("sampling");
@@ -173,9 +154,7 @@ std::string run_json_path(const std::string &dir) { return dir + "/run.json"; }
 RunSpec read_run(const std::string &dir) {
   const std::string path = run_json_path(dir);
   std::ifstream f(path);
-  if (!f)
-    throw Error(path + ": not found (is " + dir +
-                " a `varcode sample` output directory?)");
+  if (!f) throw Error(path + ": not found (is " + dir + " a `varcode sample` output directory?)");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
@@ -188,11 +167,9 @@ RunSpec read_run(const std::string &dir) {
 bool image_complete(const std::string &dir, const SampleItem &it, int side) {
   const std::string path = dir + "/" + image_name(it) + ".png";
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    return false;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
   try {
-    const Rgb8Image im =
-        load_png_rgb8(path); // decodes everything: truncation is caught
+    const Rgb8Image im = load_png_rgb8(path);  // decodes everything: truncation is caught
     return im.height == side && im.width == side;
   } catch (const Error &) {
     return false;
@@ -209,14 +186,12 @@ void pack_run(const std::string &dir, const std::string &npz, bool quiet) {
   for (int64_t k = 0; k < n; ++k) {
     const std::string name = image_name(run.item(k)) + ".png";
     if (!std::filesystem::exists(dir + "/" + name)) {
-      if (missing < 3)
-        examples += (missing ? ", " : "") + name;
+      if (missing < 3) examples += (missing ? ", " : "") + name;
       ++missing;
     }
   }
   if (missing)
-    throw Error(dir + ": " + std::to_string(missing) + " of " +
-                std::to_string(n) + " images are missing (" + examples +
+    throw Error(dir + ": " + std::to_string(missing) + " of " + std::to_string(n) + " images are missing (" + examples +
                 (missing > 3 ? ", ..." : "") +
                 "); finish the run (rerun the same `varcode sample` command) "
                 "before packing");
@@ -225,21 +200,17 @@ void pack_run(const std::string &dir, const std::string &npz, bool quiet) {
     const std::string path = dir + "/" + image_name(run.item(k)) + ".png";
     const Rgb8Image im = load_png_rgb8(path);
     if (im.height != S || im.width != S)
-      throw Error(path + ": " + std::to_string(im.height) + "x" +
-                  std::to_string(im.width) + " pixels, expected " +
-                  std::to_string(S) + "x" + std::to_string(S) +
-                  " as recorded in run.json");
-    std::memcpy(dst, im.rgb.data(), im.rgb.size()); // [S, S, 3]
+      throw Error(path + ": " + std::to_string(im.height) + "x" + std::to_string(im.width) + " pixels, expected " +
+                  std::to_string(S) + "x" + std::to_string(S) + " as recorded in run.json");
+    std::memcpy(dst, im.rgb.data(), im.rgb.size());  // [S, S, 3]
   });
   if (!quiet)
-    std::fprintf(
-        stderr,
-        "packed %lld images -> %s (arr_0: uint8 [%lld, %lld, %lld, 3], "
-        "class-major) in %.1f s\n",
-        static_cast<long long>(n), npz.c_str(), static_cast<long long>(n),
-        static_cast<long long>(S), static_cast<long long>(S),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-            .count());
+    std::fprintf(stderr,
+                 "packed %lld images -> %s (arr_0: uint8 [%lld, %lld, %lld, 3], "
+                 "class-major) in %.1f s\n",
+                 static_cast<long long>(n), npz.c_str(), static_cast<long long>(n), static_cast<long long>(S),
+                 static_cast<long long>(S),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

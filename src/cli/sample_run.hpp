@@ -24,30 +24,26 @@ struct SampleItem {
 // The settings that decide the pictures (and the expected set), as recorded in
 // run.json.
 struct RunSpec {
-  nlohmann::json models; // per file: name, bytes, fingerprint; draft_steps
+  nlohmann::json models;  // per file: name, bytes, fingerprint; draft_steps
   SamplingOptions sampling;
-  std::string dtype; // the resolved compute dtype ("f32" / "bf16")
+  std::string dtype;  // the resolved compute dtype ("f32" / "bf16")
   uint64_t seed = 0;
-  std::vector<int> classes; // ascending
+  std::vector<int> classes;  // ascending
   int per_class = 0;
   int image_size = 0;
 
   nlohmann::json to_json() const;
   static RunSpec from_json(const nlohmann::json &j, const std::string &where);
-  int64_t total() const {
-    return static_cast<int64_t>(classes.size()) * per_class;
-  }
+  int64_t total() const { return static_cast<int64_t>(classes.size()) * per_class; }
   SampleItem item(int64_t k) const {
-    return {classes[static_cast<size_t>(k / per_class)],
-            static_cast<int>(k % per_class)};
+    return {classes[static_cast<size_t>(k / per_class)], static_cast<int>(k % per_class)};
   }
 };
 
 // "0-999", "1,5,7", "0-3,10", names (parse_classes) -> ascending classes; Error
 // naming --classes on a bad item, a class outside [0, num_classes) or a class
 // given twice.
-std::vector<int> parse_class_ranges(const std::string &s, int num_classes,
-                                    const std::vector<std::string> &names = {});
+std::vector<int> parse_class_ranges(const std::string &s, int num_classes, const std::vector<std::string> &names = {});
 // "I/N" -> {I, N}; Error unless 0 <= I < N.
 void parse_shard(const std::string &s, int *index, int *count);
 // The shard from an MPI launcher's environment (OpenMPI's
@@ -56,11 +52,9 @@ void parse_shard(const std::string &s, int *index, int *count);
 bool shard_from_environment(int *index, int *count);
 // Items [begin, end) of shard I of N: contiguous and balanced (sizes differ by
 // at most one).
-void shard_range(int64_t total, int index, int count, int64_t *begin,
-                 int64_t *end);
+void shard_range(int64_t total, int index, int count, int64_t *begin, int64_t *end);
 
-std::string image_name(
-    const SampleItem &it); // "<class>_<j>" (the published scripts' names)
+std::string image_name(const SampleItem &it);  // "<class>_<j>" (the published scripts' names)
 uint32_t image_index(const SampleItem &it);
 
 // name, size and a sampled content fingerprint of a model file ("random..."
@@ -79,4 +73,4 @@ bool image_complete(const std::string &dir, const SampleItem &it, int side);
 // missing images otherwise.
 void pack_run(const std::string &dir, const std::string &npz, bool quiet);
 
-} // namespace varcode::cli
+}  // namespace varcode::cli

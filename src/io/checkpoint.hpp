@@ -18,7 +18,7 @@ struct Checkpoint {
   std::string container;  // "pth" or "safetensors"
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;  // safetensors "__metadata__" (empty for .pth)
-  std::shared_ptr<const MappedFile> mapping;     // the file, when read from disk
+  std::shared_ptr<const MappedFile> mapping;    // the file, when read from disk
 
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
   // Error naming the file and the tensor when absent.

@@ -27,11 +27,16 @@ std::shared_ptr<uint8_t> alloc_bytes(uint64_t n, const std::string& where) {
 
 DType dtype_of(StorageType t) {
   switch (t) {
-    case StorageType::f32: return DType::f32;
-    case StorageType::f16: return DType::f16;
-    case StorageType::bf16: return DType::bf16;
-    case StorageType::i64: return DType::i64;
-    case StorageType::f64: return DType::f32;  // converted on load
+    case StorageType::f32:
+      return DType::f32;
+    case StorageType::f16:
+      return DType::f16;
+    case StorageType::bf16:
+      return DType::bf16;
+    case StorageType::i64:
+      return DType::i64;
+    case StorageType::f64:
+      return DType::f32;  // converted on load
   }
   return DType::f32;
 }
@@ -51,10 +56,16 @@ void gather_row(const uint8_t* src, StorageType st, int64_t n, int64_t stride, u
       std::memcpy(dst, src + static_cast<size_t>(k * stride) * sizeof(T), sizeof(T));
   };
   switch (st) {
-    case StorageType::f32: copy(uint32_t{}); break;
+    case StorageType::f32:
+      copy(uint32_t{});
+      break;
     case StorageType::f16:
-    case StorageType::bf16: copy(uint16_t{}); break;
-    case StorageType::i64: copy(uint64_t{}); break;
+    case StorageType::bf16:
+      copy(uint16_t{});
+      break;
+    case StorageType::i64:
+      copy(uint64_t{});
+      break;
     case StorageType::f64:
       for (int64_t k = 0; k < n; ++k, dst += 4) {
         double v;

@@ -26,10 +26,14 @@ DType parse_st_dtype(const std::string& s, const std::string& where) {
 
 const char* st_dtype_name(DType d) {
   switch (d) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
-    case DType::i64: return "I64";
+    case DType::f32:
+      return "F32";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::i64:
+      return "I64";
   }
   return "?";
 }

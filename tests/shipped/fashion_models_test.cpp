@@ -16,52 +16,43 @@ namespace varcode {
 namespace {
 
 const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models/";
-constexpr double kProbeTol =
-    1e-4; // C++ classifier vs PyTorch on the stored probe images
-constexpr double kMinAccuracy =
-    0.80; // issue #8: share of generated images in the class asked for
+constexpr double kProbeTol = 1e-4;     // C++ classifier vs PyTorch on the stored probe images
+constexpr double kMinAccuracy = 0.80;  // issue #8: share of generated images in the class asked for
 
 // The evaluation classifier of tools/eval/classifier.py, written plainly (it
 // runs on a few hundred 28x28 images in a test): conv3x3(1->32)+ReLU+maxpool2,
 // conv3x3(32->64)+ReLU+maxpool2, fc(3136->128)+ReLU, fc(128->10); input (x -
 // 0.5) / 0.5.
 class FashionClassifier {
-public:
+ public:
   explicit FashionClassifier(const io::Checkpoint &ck) {
     model::WeightSource ws(ck);
-    conv1_w_ = ws.take("conv1.weight", {32, 1, 3, 3}); // [32, 1, 3, 3]
+    conv1_w_ = ws.take("conv1.weight", {32, 1, 3, 3});  // [32, 1, 3, 3]
     conv1_b_ = ws.take("conv1.bias", {32});
-    conv2_w_ = ws.take("conv2.weight", {64, 32, 3, 3}); // [64, 32, 3, 3]
+    conv2_w_ = ws.take("conv2.weight", {64, 32, 3, 3});  // [64, 32, 3, 3]
     conv2_b_ = ws.take("conv2.bias", {64});
-    fc1_w_ = ws.take("fc1.weight", {128, 3136}); // [128, 3136]
+    fc1_w_ = ws.take("fc1.weight", {128, 3136});  // [128, 3136]
     fc1_b_ = ws.take("fc1.bias", {128});
-    fc2_w_ = ws.take("fc2.weight", {10, 128}); // [10, 128]
+    fc2_w_ = ws.take("fc2.weight", {10, 128});  // [10, 128]
     fc2_b_ = ws.take("fc2.bias", {10});
   }
 
   // x01 [28 * 28] in [0, 1] -> logits [10]; features [128] (the FID features)
   // when asked.
-  std::vector<float> logits(const float *x01,
-                            std::vector<float> *features = nullptr) const {
-    std::vector<float> x(28 * 28); // [1, 28, 28]
-    for (int i = 0; i < 28 * 28; ++i)
-      x[i] = (x01[i] - 0.5f) / 0.5f;
-    std::vector<float> h1 = pool(conv_relu(x, 1, 32, 28, conv1_w_, conv1_b_),
-                                 32, 28); // [32, 14, 14]
-    std::vector<float> h2 = pool(conv_relu(h1, 32, 64, 14, conv2_w_, conv2_b_),
-                                 64, 14);                   // [64, 7, 7]
-    std::vector<float> f = dense(h2, fc1_w_, fc1_b_, true); // [128]
-    if (features)
-      *features = f;
-    return dense(f, fc2_w_, fc2_b_, false); // [10]
+  std::vector<float> logits(const float *x01, std::vector<float> *features = nullptr) const {
+    std::vector<float> x(28 * 28);  // [1, 28, 28]
+    for (int i = 0; i < 28 * 28; ++i) x[i] = (x01[i] - 0.5f) / 0.5f;
+    std::vector<float> h1 = pool(conv_relu(x, 1, 32, 28, conv1_w_, conv1_b_), 32, 28);    // [32, 14, 14]
+    std::vector<float> h2 = pool(conv_relu(h1, 32, 64, 14, conv2_w_, conv2_b_), 64, 14);  // [64, 7, 7]
+    std::vector<float> f = dense(h2, fc1_w_, fc1_b_, true);                               // [128]
+    if (features) *features = f;
+    return dense(f, fc2_w_, fc2_b_, false);  // [10]
   }
 
-private:
-  static std::vector<float> conv_relu(const std::vector<float> &x, int cin,
-                                      int cout, int side, const Tensor &w,
+ private:
+  static std::vector<float> conv_relu(const std::vector<float> &x, int cin, int cout, int side, const Tensor &w,
                                       const Tensor &b) {
-    std::vector<float> y(static_cast<size_t>(cout) * side *
-                         side); // [cout, side, side]
+    std::vector<float> y(static_cast<size_t>(cout) * side * side);  // [cout, side, side]
     const float *W = w.data<float>();
     for (int o = 0; o < cout; ++o)
       for (int r = 0; r < side; ++r)
@@ -71,41 +62,32 @@ private:
             for (int kr = 0; kr < 3; ++kr)
               for (int kc = 0; kc < 3; ++kc) {
                 const int rr = r + kr - 1, cc = c + kc - 1;
-                if (rr < 0 || rr >= side || cc < 0 || cc >= side)
-                  continue;
-                acc +=
-                    static_cast<double>(W[((o * cin + i) * 3 + kr) * 3 + kc]) *
-                    x[(i * side + rr) * side + cc];
+                if (rr < 0 || rr >= side || cc < 0 || cc >= side) continue;
+                acc += static_cast<double>(W[((o * cin + i) * 3 + kr) * 3 + kc]) * x[(i * side + rr) * side + cc];
               }
           y[(o * side + r) * side + c] = static_cast<float>(std::max(acc, 0.0));
         }
     return y;
   }
-  static std::vector<float> pool(const std::vector<float> &x, int ch,
-                                 int side) {
+  static std::vector<float> pool(const std::vector<float> &x, int ch, int side) {
     const int s = side / 2;
-    std::vector<float> y(static_cast<size_t>(ch) * s *
-                         s); // [ch, side/2, side/2]
+    std::vector<float> y(static_cast<size_t>(ch) * s * s);  // [ch, side/2, side/2]
     for (int k = 0; k < ch; ++k)
       for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
           const float *p = &x[(k * side + 2 * r) * side + 2 * c];
-          y[(k * s + r) * s + c] =
-              std::max(std::max(p[0], p[1]), std::max(p[side], p[side + 1]));
+          y[(k * s + r) * s + c] = std::max(std::max(p[0], p[1]), std::max(p[side], p[side + 1]));
         }
     return y;
   }
-  static std::vector<float> dense(const std::vector<float> &x, const Tensor &w,
-                                  const Tensor &b, bool relu) {
+  static std::vector<float> dense(const std::vector<float> &x, const Tensor &w, const Tensor &b, bool relu) {
     const int64_t n = w.dim(0), k = w.dim(1);
     std::vector<float> y(static_cast<size_t>(n));
     for (int64_t o = 0; o < n; ++o) {
       double acc = b.data<float>()[o];
       for (int64_t i = 0; i < k; ++i)
-        acc += static_cast<double>(w.data<float>()[o * k + i]) *
-               x[static_cast<size_t>(i)];
-      y[static_cast<size_t>(o)] =
-          static_cast<float>(relu ? std::max(acc, 0.0) : acc);
+        acc += static_cast<double>(w.data<float>()[o * k + i]) * x[static_cast<size_t>(i)];
+      y[static_cast<size_t>(o)] = static_cast<float>(relu ? std::max(acc, 0.0) : acc);
     }
     return y;
   }
@@ -124,26 +106,21 @@ std::vector<float> to_gray28(const float *chw) {
   return g;
 }
 
-int argmax(const std::vector<float> &v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+int argmax(const std::vector<float> &v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 TEST(ShippedModels, ClassifierMatchesPyTorchOnItsProbe) {
-  const io::Checkpoint ck =
-      io::load_checkpoint(kModels + "fashion_classifier.safetensors");
+  const io::Checkpoint ck = io::load_checkpoint(kModels + "fashion_classifier.safetensors");
   const FashionClassifier cls(ck);
   model::WeightSource ws(ck);
-  const Tensor probe = ws.take("probe_input", {8, 1, 28, 28}); // [8, 1, 28, 28]
-  const Tensor want_f = ws.take("probe_features", {8, 128});   // [8, 128]
-  const Tensor want_l = ws.take("probe_logits", {8, 10});      // [8, 10]
+  const Tensor probe = ws.take("probe_input", {8, 1, 28, 28});  // [8, 1, 28, 28]
+  const Tensor want_f = ws.take("probe_features", {8, 128});    // [8, 128]
+  const Tensor want_l = ws.take("probe_logits", {8, 10});       // [8, 10]
   double err_f = 0, err_l = 0;
   for (int i = 0; i < 8; ++i) {
     std::vector<float> f;
     const std::vector<float> l = cls.logits(probe.data<float>() + i * 784, &f);
-    err_f = std::max(err_f, test::max_abs_diff(
-                                f.data(), want_f.data<float>() + i * 128, 128));
-    err_l = std::max(
-        err_l, test::max_abs_diff(l.data(), want_l.data<float>() + i * 10, 10));
+    err_f = std::max(err_f, test::max_abs_diff(f.data(), want_f.data<float>() + i * 128, 128));
+    err_l = std::max(err_l, test::max_abs_diff(l.data(), want_l.data<float>() + i * 10, 10));
   }
   EXPECT_LE(err_f, kProbeTol) << "features: max abs error " << err_f;
   EXPECT_LE(err_l, kProbeTol) << "logits: max abs error " << err_l;
@@ -156,16 +133,13 @@ double class_accuracy(const ModelFiles &files, int per_class, uint64_t seed) {
   EXPECT_EQ(gen.num_classes(), 10);
   EXPECT_EQ(gen.image_size(), 32);
   GenerateRequest req;
-  for (int c = 0; c < 10; ++c)
-    req.classes.insert(req.classes.end(), static_cast<size_t>(per_class), c);
+  for (int c = 0; c < 10; ++c) req.classes.insert(req.classes.end(), static_cast<size_t>(per_class), c);
   req.seed = seed;
   const GenerateResult res = gen.generate(req);
-  const FashionClassifier cls(
-      io::load_checkpoint(kModels + "fashion_classifier.safetensors"));
+  const FashionClassifier cls(io::load_checkpoint(kModels + "fashion_classifier.safetensors"));
   int right = 0;
   for (size_t i = 0; i < req.classes.size(); ++i) {
-    const std::vector<float> g =
-        to_gray28(res.images.data<float>() + i * 3 * 32 * 32);
+    const std::vector<float> g = to_gray28(res.images.data<float>() + i * 3 * 32 * 32);
     right += argmax(cls.logits(g.data())) == req.classes[i];
   }
   return static_cast<double>(right) / static_cast<double>(req.classes.size());
@@ -178,9 +152,7 @@ TEST(ShippedModels, CoDePairGeneratesRecognisableClasses) {
   files.refiner = kModels + "fashion_refiner.pth";
   files.draft_steps = 3;
   const double acc = class_accuracy(files, 20, 7);
-  std::printf(
-      "CoDe N=3: %.1f%% of 200 generated images in the class asked for\n",
-      100 * acc);
+  std::printf("CoDe N=3: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
 }
 
@@ -189,14 +161,12 @@ TEST(ShippedModels, DrafterAloneGeneratesRecognisableClasses) {
   files.vae = kModels + "fashion_vae.pth";
   files.model = kModels + "fashion_drafter.pth";
   const double acc = class_accuracy(files, 20, 8);
-  std::printf(
-      "drafter alone: %.1f%% of 200 generated images in the class asked for\n",
-      100 * acc);
+  std::printf("drafter alone: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
 }
 
-} // namespace
-} // namespace varcode
+}  // namespace
+}  // namespace varcode
 
 namespace varcode {
 namespace {
