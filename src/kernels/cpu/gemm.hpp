@@ -9,14 +9,22 @@ namespace varcode::kernels::cpu {
 
 enum class Epilogue { none, gelu_tanh };
 
+// Which kernels run a bf16 layer. automatic: VARCODE_GEMM (onednn | avx512bf16) if set, else the
+// hand-written AVX512-BF16 GEMM (gemm_bf16.hpp) where the CPU has it, else oneDNN. f32 weights
+// always run on oneDNN.
+enum class GemmBackend { automatic, onednn, avx512bf16 };
+
 // An immutable linear layer. The weight tensor may borrow from a mapped checkpoint; primitives
 // are created per row count on first use and reused (thread-safe). The weight is packed once
 // into oneDNN's blocked layout at construction; the source tensor is not kept. Compute dtype follows the
-// stored weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation.
+// stored weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation, on
+// oneDNN or on the AVX512-BF16 kernel (see GemmBackend).
 class Linear {
  public:
   Linear();
-  Linear(Tensor weight, Tensor bias);  // weight [N, K] (f32 or bf16), bias [N] f32 or undefined
+  // weight [N, K] (f32 or bf16), bias [N] f32 or undefined. Asking for avx512bf16 on a CPU
+  // without it, or for f32 weights, throws.
+  Linear(Tensor weight, Tensor bias, GemmBackend backend = GemmBackend::automatic);
   ~Linear();
   Linear(Linear&&) noexcept;
   Linear& operator=(Linear&&) noexcept;
@@ -24,6 +32,7 @@ class Linear {
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
   DType dtype() const { return dtype_; }
+  GemmBackend backend() const;  // onednn or avx512bf16 (never automatic)
   size_t packed_bytes() const;
 
   // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).

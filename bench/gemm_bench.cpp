@@ -1,0 +1,90 @@
+// bf16 Linear::forward at the VAR transformer's shapes, oneDNN versus the AVX512-BF16 kernel
+// (issue #5). Per depth (d16: C = 1024, d30: C = 1920) the block's five layers, at the row counts
+// of the ten scales for batch 1. A/B on a shared machine: run interleaved and read medians,
+//   build/varcode_microbench --benchmark_filter=Linear --benchmark_repetitions=5
+//     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+// A layer's weights stay cache-warm between iterations here; in the model they come from DRAM,
+// which matters at the small row counts (memory-bound) for both backends alike.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cpu/gemm_bf16.hpp"
+
+namespace {
+
+using namespace varcode;
+using kernels::cpu::Epilogue;
+using kernels::cpu::GemmBackend;
+using kernels::cpu::Linear;
+
+struct LayerShape {
+  const char* name;
+  int64_t n, k;  // weight [N, K]
+  Epilogue ep;
+};
+// The transformer block's linears for width C.
+LayerShape layer(int which, int64_t c) {
+  switch (which) {
+    case 0: return {"qkv", 3 * c, c, Epilogue::none};
+    case 1: return {"proj", c, c, Epilogue::none};
+    case 2: return {"fc1", 4 * c, c, Epilogue::gelu_tanh};
+    case 3: return {"fc2", c, 4 * c, Epilogue::none};
+    default: return {"adaLN", 6 * c, c, Epilogue::none};
+  }
+}
+
+const Linear& cached_linear(GemmBackend backend, int which, int64_t c) {
+  static std::map<std::tuple<int, int, int64_t>, std::unique_ptr<Linear>> cache;
+  auto key = std::make_tuple(static_cast<int>(backend), which, c);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    const LayerShape s = layer(which, c);
+    Tensor w = Tensor::empty(DType::f32, {s.n, s.k});  // [N, K]
+    Tensor b = Tensor::empty(DType::f32, {s.n});       // [N]
+    for (int64_t i = 0; i < w.numel(); ++i)
+      w.data<float>()[i] = static_cast<float>((i * 7919) % 2003) / 20030.0f - 0.05f;
+    for (int64_t i = 0; i < s.n; ++i) b.data<float>()[i] = static_cast<float>(i % 17) / 17.0f;
+    it = cache.emplace(key, std::make_unique<Linear>(w.to(DType::bf16), b, backend)).first;
+  }
+  return *it->second;
+}
+
+// Args: {backend (0 = oneDNN, 1 = AVX512-BF16), C, layer (0..4), M}.
+void BM_Linear(benchmark::State& state) {
+  const auto backend = state.range(0) ? GemmBackend::avx512bf16 : GemmBackend::onednn;
+  if (backend == GemmBackend::avx512bf16 && !kernels::cpu::Bf16Gemm::supported()) {
+    state.SkipWithError("CPU without AVX512-BF16");
+    return;
+  }
+  const int64_t c = state.range(1), m = state.range(3);
+  const int which = static_cast<int>(state.range(2));
+  const LayerShape s = layer(which, c);
+  const Linear& lin = cached_linear(backend, which, c);
+  std::vector<float> x(static_cast<size_t>(m * s.k)), y(static_cast<size_t>(m * s.n));  // [M, K], [M, N]
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 101) / 50.0f - 1.0f;
+  lin.forward(x.data(), m, y.data(), s.ep);  // oneDNN's primitive for this M created outside the timing
+  for (auto _ : state) {
+    lin.forward(x.data(), m, y.data(), s.ep);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(static_cast<double>(2 * m * s.n * s.k), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(state.range(0) ? "avx512bf16 " : "onednn ") + s.name);
+}
+
+void linear_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"avx", "C", "layer", "M"});
+  for (int64_t c : {1024, 1920})
+    for (int which = 0; which < 5; ++which)
+      for (int64_t m : {1, 4, 9, 16, 25, 36, 64, 100, 169, 256})
+        for (int backend = 0; backend < 2; ++backend) b->Args({backend, c, which, m});
+}
+BENCHMARK(BM_Linear)->Apply(linear_args)->MinTime(0.05)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
