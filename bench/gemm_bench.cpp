@@ -31,11 +31,16 @@ struct LayerShape {
 // The transformer block's linears for width C.
 LayerShape layer(int which, int64_t c) {
   switch (which) {
-    case 0: return {"qkv", 3 * c, c, Epilogue::none};
-    case 1: return {"proj", c, c, Epilogue::none};
-    case 2: return {"fc1", 4 * c, c, Epilogue::gelu_tanh};
-    case 3: return {"fc2", c, 4 * c, Epilogue::none};
-    default: return {"adaLN", 6 * c, c, Epilogue::none};
+    case 0:
+      return {"qkv", 3 * c, c, Epilogue::none};
+    case 1:
+      return {"proj", c, c, Epilogue::none};
+    case 2:
+      return {"fc1", 4 * c, c, Epilogue::gelu_tanh};
+    case 3:
+      return {"fc2", c, 4 * c, Epilogue::none};
+    default:
+      return {"adaLN", 6 * c, c, Epilogue::none};
   }
 }
 

@@ -60,7 +60,7 @@ struct ProgressEvent {
   int scale = 0, num_scales = 0;
   int64_t images_done = 0, images_total = 0;
 };
-using ProgressFn = std::function<void(const ProgressEvent &)>;
+using ProgressFn = std::function<void(const ProgressEvent&)>;
 
 // Zero-shot editing inputs (picture in [0, 1], mask 1 = regenerate at the
 // picture's resolution).
@@ -77,7 +77,7 @@ struct EditRequest {
 // scratch).
 class Generator {
  public:
-  static Generator open(const ModelFiles &files, ComputeDType dtype = ComputeDType::f32);
+  static Generator open(const ModelFiles& files, ComputeDType dtype = ComputeDType::f32);
 
   bool collaborative() const;
   int draft_steps() const;  // number of drafter scales (= num_scales for VAR)
@@ -100,14 +100,14 @@ class Generator {
   // (default: the system's MemAvailable), at most 32.
   int suggested_batch(int64_t available_bytes = 0) const;
 
-  GenerateResult generate(const GenerateRequest &req, const ProgressFn &progress = {},
-                          const std::atomic<bool> *cancel = nullptr) const;
-  GenerateResult edit(const EditRequest &req, const ProgressFn &progress = {},
-                      const std::atomic<bool> *cancel = nullptr) const;
+  GenerateResult generate(const GenerateRequest& req, const ProgressFn& progress = {},
+                          const std::atomic<bool>* cancel = nullptr) const;
+  GenerateResult edit(const EditRequest& req, const ProgressFn& progress = {},
+                      const std::atomic<bool>* cancel = nullptr) const;
 
   // Teacher-forced logits [1, L, V] of the drafter (stage 0, or the single
   // model) or the refiner (stage 1) for tokens [1, L] and a class, without CFG.
-  Tensor teacher_forced_logits(int stage, const Tensor &tokens, int class_label) const;
+  Tensor teacher_forced_logits(int stage, const Tensor& tokens, int class_label) const;
 
  private:
   struct Impl;

@@ -30,14 +30,14 @@ int64_t Generator::memory_per_image() const {
   // (~12 C floats per row), for the larger stage (the drafter's state is freed
   // before the refiner's is made); plus the VQ-VAE decoder's full-resolution
   // feature maps (~4 alive).
-  auto stage = [](const model::VarConfig &c) {
+  auto stage = [](const model::VarConfig& c) {
     const int64_t L = c.total_tokens(), C = c.width, last = int64_t{c.patch_nums.back()} * c.patch_nums.back();
     return 2 * (2 * int64_t{c.depth} * L * C * 4 + last * 12 * C * 4);
   };
   int64_t bytes = stage(impl_->drafter->config());
   if (impl_->refiner) bytes = std::max(bytes, stage(impl_->refiner->config()));
   const int64_t side = image_size();
-  const model::VaeConfig &v = impl_->vae->config();
+  const model::VaeConfig& v = impl_->vae->config();
   return bytes + 4 * int64_t{v.ch} * v.ch_mult.front() * side * side * 4;
 }
 
@@ -59,7 +59,7 @@ int Generator::suggested_batch(int64_t available_bytes) const {
 namespace {
 // "random:dNN" / "random" stand for random weights at the official sizes
 // (benchmarks).
-std::unique_ptr<model::VarTransformer> load_var(const std::string &path, DType dt) {
+std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType dt) {
   if (path.rfind("random:", 0) == 0) {
     model::RandomVarSpec spec = model::parse_random_var(path, "model");
     spec.matrix_dtype = dt;
@@ -72,7 +72,7 @@ std::unique_ptr<model::VarTransformer> load_var(const std::string &path, DType d
 }
 }  // namespace
 
-Generator Generator::open(const ModelFiles &files, ComputeDType dtype) {
+Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
   auto impl = std::make_shared<Impl>();
   impl->dtype = dtype == ComputeDType::f32    ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
@@ -130,11 +130,11 @@ SamplingOptions Generator::default_sampling() const {
 }
 
 double Generator::transformer_flops_per_image() const {
-  auto per_token = [](const model::VarConfig &c) {
+  auto per_token = [](const model::VarConfig& c) {
     const double C = c.width;
     return 2.0 * (12.0 * C * C * c.depth + C * c.vocab);
   };
-  const model::VarConfig &d = impl_->drafter->config();
+  const model::VarConfig& d = impl_->drafter->config();
   const int N = draft_steps();
   double flops = 2.0 * per_token(d) * d.scale_end(N - 1);  // x2: CFG rows
   if (collaborative()) flops += 2.0 * per_token(impl_->refiner->config()) * d.total_tokens();
@@ -142,7 +142,7 @@ double Generator::transformer_flops_per_image() const {
 }
 
 namespace {
-model::SamplingSettings settings_of(const SamplingOptions &s, int num_scales) {
+model::SamplingSettings settings_of(const SamplingOptions& s, int num_scales) {
   model::SamplingSettings out;
   out.cfg = s.cfg;
   out.top_k = s.top_k;
@@ -169,18 +169,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // f_hat [B, Cvae, P, P] -> pictures [B, 3, S, S] in [0, 1]; adds the seconds it
 // took to *seconds.
-Tensor decode_images(const model::Vqvae &vae, const Tensor &f_hat, double *seconds) {
+Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds) {
   const auto t = std::chrono::steady_clock::now();
   Tensor img = vae.fhat_to_img(f_hat);  // [B, 3, S, S] in [-1, 1]
-  float *p = img.data<float>();
+  float* p = img.data<float>();
   for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
   *seconds += seconds_since(t);
   return img;
 }
 }  // namespace
 
-GenerateResult Generator::generate(const GenerateRequest &req, const ProgressFn &progress,
-                                   const std::atomic<bool> *cancel) const {
+GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn& progress,
+                                   const std::atomic<bool>* cancel) const {
   const int64_t n = static_cast<int64_t>(req.classes.size());
   if (n == 0) throw Error("nothing to generate: no classes given");
   for (int c : req.classes)
@@ -206,7 +206,7 @@ GenerateResult Generator::generate(const GenerateRequest &req, const ProgressFn 
                                                          : req.image_indices[static_cast<size_t>(b0 + i)]);
     }
     model::ScaleCallback on_scale;
-    if (progress) on_scale = [&](const std::string &stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
+    if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
     model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
     res.seconds.drafter += out.drafter_seconds;
     res.seconds.refiner += out.refiner_seconds;
@@ -220,15 +220,15 @@ GenerateResult Generator::generate(const GenerateRequest &req, const ProgressFn 
   return res;
 }
 
-Tensor Generator::teacher_forced_logits(int stage, const Tensor &tokens, int class_label) const {
-  const model::VarTransformer *m = stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
+Tensor Generator::teacher_forced_logits(int stage, const Tensor& tokens, int class_label) const {
+  const model::VarTransformer* m = stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
   if (!m) throw Error("teacher_forced_logits: stage " + std::to_string(stage) + " does not exist in this pipeline");
   if (class_label < 0 || class_label >= num_classes()) throw Error("class out of range");
   return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens, class_label);
 }
 
-GenerateResult Generator::edit(const EditRequest &req, const ProgressFn &progress,
-                               const std::atomic<bool> *cancel) const {
+GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progress,
+                               const std::atomic<bool>* cancel) const {
   const int64_t S = image_size(), L = total_tokens();
   const std::vector<int> pns = patch_nums();
   const int64_t P = pns.back();
@@ -264,7 +264,7 @@ GenerateResult Generator::edit(const EditRequest &req, const ProgressFn &progres
   in.image_index = {0};
   in.edit = &guide;
   model::ScaleCallback on_scale;
-  if (progress) on_scale = [&](const std::string &stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
+  if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
   model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
   GenerateResult res;
   res.seconds.drafter = out.drafter_seconds;

@@ -15,15 +15,15 @@
 
 namespace varcode {
 
-Tensor load_npy(const std::string &path) { return io::read_npy(path); }
+Tensor load_npy(const std::string& path) { return io::read_npy(path); }
 
-void save_npy(const std::string &path, const Tensor &t) { io::write_npy(path, t); }
+void save_npy(const std::string& path, const Tensor& t) { io::write_npy(path, t); }
 
-Tensor load_png(const std::string &path) {
+Tensor load_png(const std::string& path) {
   io::Image8 im = io::read_png(path);
   const int64_t H = im.height, W = im.width;
   Tensor t = Tensor::empty(DType::f32, {3, H, W});  // [3, H, W]
-  float *p = t.data<float>();
+  float* p = t.data<float>();
   for (int64_t y = 0; y < H; ++y)
     for (int64_t x = 0; x < W; ++x)
       for (int64_t c = 0; c < 3; ++c)
@@ -31,14 +31,14 @@ Tensor load_png(const std::string &path) {
   return t;
 }
 
-void save_png(const std::string &path, const Tensor &img_chw) {
+void save_png(const std::string& path, const Tensor& img_chw) {
   if (img_chw.dtype() != DType::f32 || img_chw.ndim() != 3 || img_chw.dim(0) != 3)
     throw Error("save_png: image must be f32 [3, H, W], got " + shape_str(img_chw.shape()));
   io::write_png(path, io::image_from_chw(img_chw.data<float>(), static_cast<int>(img_chw.dim(1)),
                                          static_cast<int>(img_chw.dim(2))));
 }
 
-Rgb8Image load_png_rgb8(const std::string &path) {
+Rgb8Image load_png_rgb8(const std::string& path) {
   io::Image8 im = io::read_png(path);
   Rgb8Image out;
   out.height = im.height;
@@ -47,16 +47,16 @@ Rgb8Image load_png_rgb8(const std::string &path) {
   return out;
 }
 
-void save_text(const std::string &path, const std::string &text) {
+void save_text(const std::string& path, const std::string& text) {
   io::write_file_atomically(path, text.data(), text.size());
 }
 
-void save_npz_u8(const std::string &path, const std::string &name, const std::vector<int64_t> &shape,
-                 const std::function<void(int64_t, uint8_t *)> &fill) {
+void save_npz_u8(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
+                 const std::function<void(int64_t, uint8_t*)>& fill) {
   io::write_npz_u8_streamed(path, name, shape, fill);
 }
 
-Tensor image_grid(const Tensor &images, int64_t cols) {
+Tensor image_grid(const Tensor& images, int64_t cols) {
   if (images.dtype() != DType::f32 || images.ndim() != 4 || images.dim(0) < 1 || images.dim(1) != 3)
     throw Error("image_grid: images must be f32 [B, 3, H, W], got " + shape_str(images.shape()));
   const int64_t B = images.dim(0), H = images.dim(2), W = images.dim(3);
@@ -77,7 +77,7 @@ Tensor image_grid(const Tensor &images, int64_t cols) {
   return grid;
 }
 
-void save_pngs(const std::string &dir, const Tensor &images, const std::vector<std::string> &names) {
+void save_pngs(const std::string& dir, const Tensor& images, const std::vector<std::string>& names) {
   if (images.dtype() != DType::f32 || images.ndim() != 4 || images.dim(1) != 3)
     throw Error("save_pngs: images must be f32 [B, 3, H, W], got " + shape_str(images.shape()));
   const int64_t B = images.dim(0), H = images.dim(2), W = images.dim(3);
@@ -95,12 +95,12 @@ void save_pngs(const std::string &dir, const Tensor &images, const std::vector<s
 }
 
 namespace {
-bool ends_with(const std::string &s, const std::string &suffix) {
+bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 
-Tensor load_picture(const std::string &path, int side, int *orig_h, int *orig_w) {
+Tensor load_picture(const std::string& path, int side, int* orig_h, int* orig_w) {
   if (ends_with(path, ".npy")) {
     Tensor t = io::read_npy(path);
     if (t.dtype() != DType::f32) throw Error(path + ": expected a float32 picture, got " + dtype_name(t.dtype()));
@@ -119,7 +119,7 @@ Tensor load_picture(const std::string &path, int side, int *orig_h, int *orig_w)
   return VqvaeModel::fit_image(img, side);  // [3, side, side]
 }
 
-Tensor fit_mask(const Tensor &mask_hw, int side) {
+Tensor fit_mask(const Tensor& mask_hw, int side) {
   if (mask_hw.dtype() != DType::f32 || mask_hw.ndim() != 2)
     throw Error("mask: expected f32 [H, W], got " + shape_str(mask_hw.shape()));
   const int64_t H = mask_hw.dim(0), W = mask_hw.dim(1), sq = std::min(H, W), y0 = (H - sq) / 2, x0 = (W - sq) / 2;
@@ -130,12 +130,12 @@ Tensor fit_mask(const Tensor &mask_hw, int side) {
   return out;
 }
 
-std::vector<std::string> load_class_names(const std::string &model_path, int num_classes) {
+std::vector<std::string> load_class_names(const std::string& model_path, int num_classes) {
   namespace fs = std::filesystem;
   const fs::path model(model_path);
   fs::path beside = model;
   beside.replace_extension(".classes.txt");
-  for (const fs::path &p : {beside, model.parent_path() / "classes.txt"}) {
+  for (const fs::path& p : {beside, model.parent_path() / "classes.txt"}) {
     std::ifstream in(p);
     if (!in) continue;
     std::vector<std::string> names;

@@ -3,34 +3,22 @@
 #include <cctype>
 #include <sstream>
 
+#include "text.hpp"
 #include "varcode/error.hpp"
 
 namespace varcode::cli {
 
 namespace {
 
-std::string trim(const std::string &s) {
-  const size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
-  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
-}
-
 // Letters and digits only, lower case: "T-shirt" -> "tshirt".
-std::string fold(const std::string &s) {
+std::string fold(const std::string& s) {
   std::string out;
   for (unsigned char c : s)
     if (std::isalnum(c)) out.push_back(static_cast<char>(std::tolower(c)));
   return out;
 }
 
-bool parse_uint(const std::string &s, long long *v) {
-  if (s.empty() || s.size() > 9) return false;
-  for (unsigned char c : s)
-    if (!std::isdigit(c)) return false;
-  *v = std::stoll(s);
-  return true;
-}
-
-int find_name(const std::string &item, const std::vector<std::string> &names) {
+int find_name(const std::string& item, const std::vector<std::string>& names) {
   const std::string want = fold(item);
   if (want.empty()) return -1;
   for (size_t i = 0; i < names.size(); ++i)
@@ -46,8 +34,8 @@ int find_name(const std::string &item, const std::vector<std::string> &names) {
 
 }  // namespace
 
-std::vector<int> parse_classes(const std::string &s, const std::string &flag, int num_classes,
-                               const std::vector<std::string> &names) {
+std::vector<int> parse_classes(const std::string& s, const std::string& flag, int num_classes,
+                               const std::vector<std::string>& names) {
   std::string hint = " (expected class numbers 0-" + std::to_string(num_classes - 1) + ", ranges such as 0-3, `all`";
   if (!names.empty()) hint += " or names such as '" + names.front() + "'";
   hint += ")";

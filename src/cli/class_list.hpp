@@ -12,7 +12,7 @@ namespace varcode::cli {
 // '/'-separated parts ("T-shirt/top" answers to "tshirt", "t-shirt" and "top").
 // Order and repeats are kept. Error naming `flag` and what is accepted for
 // anything else.
-std::vector<int> parse_classes(const std::string &s, const std::string &flag, int num_classes,
-                               const std::vector<std::string> &names);
+std::vector<int> parse_classes(const std::string& s, const std::string& flag, int num_classes,
+                               const std::vector<std::string>& names);
 
 }  // namespace varcode::cli

@@ -25,13 +25,13 @@ struct EditFlags {
   bool seed_given = false, quiet = false;
 };
 
-bool ends_with(const std::string &s, const std::string &suffix) {
+bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The regenerate-mask at the picture's original resolution [H, W] (1 =
 // regenerate).
-Tensor mask_from_flags(const EditFlags &f, int orig_h, int orig_w, int side) {
+Tensor mask_from_flags(const EditFlags& f, int orig_h, int orig_w, int side) {
   if (!f.mask.empty()) {
     Tensor m;
     if (ends_with(f.mask, ".npy")) {
@@ -47,7 +47,7 @@ Tensor mask_from_flags(const EditFlags &f, int orig_h, int orig_w, int side) {
       const int64_t H = png.dim(1), W = png.dim(2);
       m = Tensor::empty(DType::f32, {H, W});  // [H, W]
       for (int64_t i = 0; i < H * W; ++i) {
-        const float *p = png.data<float>();
+        const float* p = png.data<float>();
         m.data<float>()[i] = (p[i] + p[H * W + i] + p[2 * H * W + i]) > 0 ? 1.0f : 0.0f;
       }
     }
@@ -83,23 +83,23 @@ Tensor mask_from_flags(const EditFlags &f, int orig_h, int orig_w, int side) {
 }
 }  // namespace
 
-void register_edit(CLI::App &app) {
+void register_edit(CLI::App& app) {
   auto f = std::make_shared<EditFlags>();
-  auto *cmd = app.add_subcommand("edit", "Inpaint, outpaint or class-edit a picture (VAR or CoDe)");
+  auto* cmd = app.add_subcommand("edit", "Inpaint, outpaint or class-edit a picture (VAR or CoDe)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
   cmd->add_option("--image", f->image,
                   "The picture: PNG (any size; centre-cropped and resized) or "
                   ".npy [1,3,H,W] in [0,1]")
       ->required();
-  auto *mask =
+  auto* mask =
       cmd->add_option("--mask", f->mask, "What to regenerate: PNG (non-black) or .npy [H, W] (1 = regenerate)");
-  auto *box = cmd->add_option("--box", f->box, "Regenerate the rectangle X0,Y0,X1,Y1 (picture pixels)");
-  auto *outpaint = cmd->add_option("--outpaint", f->outpaint, "Keep the centre, regenerate a border of MARGIN pixels");
+  auto* box = cmd->add_option("--box", f->box, "Regenerate the rectangle X0,Y0,X1,Y1 (picture pixels)");
+  auto* outpaint = cmd->add_option("--outpaint", f->outpaint, "Keep the centre, regenerate a border of MARGIN pixels");
   mask->excludes(box)->excludes(outpaint);
   box->excludes(outpaint);
   cmd->add_option("--class", f->class_label, "Class of the new content (number or the model's class name)")->required();
-  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string &) {
+  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string&) {
     f->seed_given = true;
   });
   cmd->add_option("--out", f->out, "Edited picture (PNG, default edited.png)");

@@ -30,9 +30,9 @@ struct GenerateFlags {
 
 }  // namespace
 
-void register_generate(CLI::App &app) {
+void register_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
-  auto *cmd = app.add_subcommand("generate", "Generate class-conditional images (VAR or CoDe)");
+  auto* cmd = app.add_subcommand("generate", "Generate class-conditional images (VAR or CoDe)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
   cmd->add_option("--class", f->classes,
@@ -43,15 +43,15 @@ void register_generate(CLI::App &app) {
       ->check(CLI::Range(1, 10000));
   cmd->add_option("--num", f->num, "Images with random classes when --class is not given (default 1)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string &) {
+  cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string&) {
     f->seed_given = true;
   });
   cmd->add_option("--batch", f->batch,
                   "Images per forward pass (default: chosen from the model and "
                   "the free memory)")
       ->check(CLI::NonNegativeNumber);
-  auto *out = cmd->add_option("--out", f->out, "One PNG grid of all images (default generated.png)");
-  auto *out_dir = cmd->add_option("--out-dir", f->out_dir, "One PNG per image: DIR/000000.png ...");
+  auto* out = cmd->add_option("--out", f->out, "One PNG grid of all images (default generated.png)");
+  auto* out_dir = cmd->add_option("--out-dir", f->out_dir, "One PNG per image: DIR/000000.png ...");
   out->excludes(out_dir);
   cmd->add_option("--save-tokens", f->save_tokens, "int64 [B, L] tokens, scale after scale (.npy)");
   cmd->add_option("--save-image", f->save_image, "float32 [B, 3, H, W] images in [0, 1] (.npy)");

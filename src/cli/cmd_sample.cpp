@@ -95,7 +95,7 @@ class Progress {
 // DIR/run.json: written when absent; otherwise it must describe this very run
 // (the same models, sampling settings, seed and expected set), unless --force,
 // which records this run instead.
-void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
+void claim_directory(const std::string& dir, const RunSpec& spec, bool force) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create the output directory: " + ec.message());
@@ -106,13 +106,13 @@ void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
     std::ifstream f(path);
     try {
       theirs = nlohmann::json::parse(f);
-    } catch (const nlohmann::json::exception &) {
+    } catch (const nlohmann::json::exception&) {
       theirs = nlohmann::json();
     }
     if (theirs == mine) return;
     std::string what = "its run.json is unreadable";
     if (theirs.is_object())
-      for (const auto &[key, value] : mine.items())
+      for (const auto& [key, value] : mine.items())
         if (!theirs.contains(key) || theirs[key] != value) {
           what = "its run.json records another " + key + " (" + (theirs.contains(key) ? theirs[key].dump() : "none") +
                  ", this run: " + value.dump() + ")";
@@ -133,7 +133,7 @@ void claim_directory(const std::string &dir, const RunSpec &spec, bool force) {
 // With --npz under sharding, shard 0 packs once every shard's images are there.
 // It polls the directory and gives up when no new image has appeared for
 // `stall_s` (a shard died).
-bool wait_for_other_shards(const std::string &dir, const RunSpec &run, double stall_s, bool quiet) {
+bool wait_for_other_shards(const std::string& dir, const RunSpec& run, double stall_s, bool quiet) {
   int64_t last_missing = -1;
   auto last_change = std::chrono::steady_clock::now();
   for (;;) {
@@ -155,7 +155,7 @@ bool wait_for_other_shards(const std::string &dir, const RunSpec &run, double st
   }
 }
 
-void run_sample(SampleFlags &f) {
+void run_sample(SampleFlags& f) {
   if (f.per_class < 1 || f.per_class > static_cast<int>(kIndexStride))
     throw Error("--per-class: expected 1 to " + std::to_string(kIndexStride) + ", got " + std::to_string(f.per_class));
   int shard = 0, shards = 1;
@@ -194,7 +194,7 @@ void run_sample(SampleFlags &f) {
   for (int64_t k = begin; k < end; ++k) mine.insert(image_name(spec.item(k)) + ".png");
   // Temporaries of a killed run (NAME.png.tmp.PID) for images of this shard are
   // stale: no other process writes them.
-  for (const auto &e : std::filesystem::directory_iterator(f.out_dir)) {
+  for (const auto& e : std::filesystem::directory_iterator(f.out_dir)) {
     const std::string name = e.path().filename().string();
     const size_t tmp = name.find(".png.tmp.");
     if (tmp != std::string::npos && mine.count(name.substr(0, tmp + 4))) std::filesystem::remove(e.path());
@@ -248,7 +248,7 @@ void run_sample(SampleFlags &f) {
     GenerateResult res;
     try {
       res = gen.generate(req, {}, &g_stop);
-    } catch (const Error &) {
+    } catch (const Error&) {
       if (!g_stop.load()) throw;
       break;  // interrupted mid-batch: that batch is abandoned, nothing of it
               // was written
@@ -298,9 +298,9 @@ void run_sample(SampleFlags &f) {
 
 }  // namespace
 
-void register_sample(CLI::App &app) {
+void register_sample(CLI::App& app) {
   auto f = std::make_shared<SampleFlags>();
-  auto *cmd = app.add_subcommand("sample",
+  auto* cmd = app.add_subcommand("sample",
                                  "FID sampling: --per-class images of every class as "
                                  "DIR/<class>_<j>.png (resumable, shardable)");
   add_pipeline_flags(cmd, f->pipe);
@@ -322,11 +322,11 @@ void register_sample(CLI::App &app) {
   cmd->callback([f] { run_sample(*f); });
 }
 
-void register_pack(CLI::App &app) {
+void register_pack(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto npz = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
-  auto *cmd = app.add_subcommand("pack",
+  auto* cmd = app.add_subcommand("pack",
                                  "Pack a `varcode sample` directory into an "
                                  ".npz (arr_0: uint8 [N, H, W, 3])");
   cmd->add_option("dir", *dir, "The directory `varcode sample` wrote")->required();

@@ -12,15 +12,15 @@
 
 namespace varcode::cli {
 
-void add_pipeline_flags(CLI::App *cmd, PipelineFlags &f) {
+void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   cmd->add_option("--vae", f.vae,
                   "VQ-VAE file (vae_ch160v4096z32.pth; `random` = random "
                   "weights, official size). With no model flag "
                   "at all, the built-in Fashion-MNIST models are used");
-  auto *model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
-  auto *drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
-  auto *refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");
-  auto *steps = cmd->add_option("--draft-steps", f.draft_steps, "Scales the drafter generates (1 .. SN-1)");
+  auto* model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
+  auto* drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
+  auto* refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");
+  auto* steps = cmd->add_option("--draft-steps", f.draft_steps, "Scales the drafter generates (1 .. SN-1)");
   model->excludes(drafter)->excludes(refiner)->excludes(steps);
   drafter->needs(refiner)->needs(steps);
   refiner->needs(drafter);
@@ -30,7 +30,7 @@ void add_pipeline_flags(CLI::App *cmd, PipelineFlags &f) {
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
 }
 
-void add_sampling_flags(CLI::App *cmd, SamplingFlags &f) {
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
   cmd->add_option("--cfg", f.cfg, "Classifier-free guidance strength (default 1.5)");
   cmd->add_option("--top-k", f.top_k,
                   "Keep the k largest logits (0 disables, 1 = greedy; default "
@@ -42,7 +42,7 @@ void add_sampling_flags(CLI::App *cmd, SamplingFlags &f) {
   cmd->add_flag("--smooth", f.smooth, "Gumbel-softmax latents (smoother pictures; not for FID)");
 }
 
-std::vector<double> parse_double_list(const std::string &s, const std::string &flag) {
+std::vector<double> parse_double_list(const std::string& s, const std::string& flag) {
   std::vector<double> out;
   size_t pos = 0;
   while (pos <= s.size()) {
@@ -52,7 +52,7 @@ std::vector<double> parse_double_list(const std::string &s, const std::string &f
     double v = 0;
     try {
       v = std::stod(item, &used);
-    } catch (const std::exception &) {
+    } catch (const std::exception&) {
       used = 0;
     }
     if (item.empty() || used != item.size() || !std::isfinite(v))
@@ -64,7 +64,7 @@ std::vector<double> parse_double_list(const std::string &s, const std::string &f
   return out;
 }
 
-std::vector<int> parse_int_list(const std::string &s, const std::string &flag) {
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
   std::vector<int> out;
   for (double v : parse_double_list(s, flag)) {
     if (v != std::floor(v) || std::fabs(v) > 1e9) throw Error(flag + ": '" + std::to_string(v) + "' is not an integer");
@@ -81,7 +81,7 @@ constexpr int kBuiltinDraftSteps = 3;
 std::string builtin_models_dir() {
   namespace fs = std::filesystem;
   std::vector<fs::path> tried;
-  if (const char *env = std::getenv("VARCODE_MODELS"); env && *env) {
+  if (const char* env = std::getenv("VARCODE_MODELS"); env && *env) {
     tried.emplace_back(env);
   } else {
     std::error_code ec;
@@ -92,7 +92,7 @@ std::string builtin_models_dir() {
     }
   }
   std::string where;
-  for (const fs::path &dir : tried) {
+  for (const fs::path& dir : tried) {
     if (fs::exists(dir / "fashion_drafter.pth")) return fs::weakly_canonical(dir).string();
     where += (where.empty() ? "" : ", ") + dir.lexically_normal().string();
   }
@@ -104,7 +104,7 @@ std::string builtin_models_dir() {
 }
 }  // namespace
 
-void apply_default_models(PipelineFlags &f) {
+void apply_default_models(PipelineFlags& f) {
   if (f.vae.empty() && f.model.empty() && f.drafter.empty()) {
     const std::string dir = builtin_models_dir();
     f.vae = dir + "/fashion_vae.pth";
@@ -119,13 +119,13 @@ void apply_default_models(PipelineFlags &f) {
         "all = the built-in models)");
 }
 
-std::vector<std::string> class_names(const PipelineFlags &f, int num_classes) {
-  const std::string &file = f.model.empty() ? f.drafter : f.model;
+std::vector<std::string> class_names(const PipelineFlags& f, int num_classes) {
+  const std::string& file = f.model.empty() ? f.drafter : f.model;
   if (file.empty() || file.rfind("random:", 0) == 0) return {};
   return load_class_names(file, num_classes);
 }
 
-Generator open_pipeline(PipelineFlags &f) {
+Generator open_pipeline(PipelineFlags& f) {
   apply_default_models(f);
   if (f.model.empty() && f.drafter.empty())
     throw Error("give either --model, or --drafter, --refiner and --draft-steps");
@@ -142,9 +142,9 @@ Generator open_pipeline(PipelineFlags &f) {
   return Generator::open(files, dt);
 }
 
-SamplingOptions sampling_from_flags(const SamplingFlags &f, const Generator &gen) {
+SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen) {
   SamplingOptions s = gen.default_sampling();
-  auto one = [](const std::string &v, const std::string &flag) {
+  auto one = [](const std::string& v, const std::string& flag) {
     auto l = parse_double_list(v, flag);
     if (l.size() != 1) throw Error(flag + ": expected one number, got '" + v + "'");
     return l[0];
@@ -175,7 +175,7 @@ SamplingOptions sampling_from_flags(const SamplingFlags &f, const Generator &gen
 ProgressFn stderr_progress(bool quiet) {
   if (quiet) return {};
   const bool tty = isatty(STDERR_FILENO);
-  return [tty](const ProgressEvent &e) {
+  return [tty](const ProgressEvent& e) {
     if (e.stage == "vae") {
       std::fprintf(stderr, "%s[vae] decoding images %lld-%lld of %lld%s", tty ? "\r\033[K" : "",
                    static_cast<long long>(e.images_done + 1), static_cast<long long>(e.images_total),

@@ -22,27 +22,27 @@ struct SamplingFlags {
   bool smooth = false;
 };
 
-void add_pipeline_flags(CLI::App *cmd, PipelineFlags &f);
-void add_sampling_flags(CLI::App *cmd, SamplingFlags &f);
+void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f);
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f);
 // With no model flag at all, the built-in Fashion-MNIST pair
 // (models/fashion_*.pth) is filled in: from $VARCODE_MODELS, else
 // <executable>/../models (a build tree), else
 // <executable>/../share/varcode/models (an installed tree). Error when a model
 // flag is given without --vae, or when no built-in models are found (naming the
 // places searched).
-void apply_default_models(PipelineFlags &f);
+void apply_default_models(PipelineFlags& f);
 // apply_default_models, checks the combination (--model xor the pair) and opens
 // the generator.
-Generator open_pipeline(PipelineFlags &f);
+Generator open_pipeline(PipelineFlags& f);
 // The class names of the model (or drafter) file, see load_class_names; empty
 // when none.
-std::vector<std::string> class_names(const PipelineFlags &f, int num_classes);
+std::vector<std::string> class_names(const PipelineFlags& f, int num_classes);
 // The generator's defaults overridden by the flags given; Error naming a bad
 // flag value.
-SamplingOptions sampling_from_flags(const SamplingFlags &f, const Generator &gen);
+SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen);
 // "207,980" -> {207, 980}; Error naming `flag` for anything else.
-std::vector<int> parse_int_list(const std::string &s, const std::string &flag);
-std::vector<double> parse_double_list(const std::string &s, const std::string &flag);
+std::vector<int> parse_int_list(const std::string& s, const std::string& flag);
+std::vector<double> parse_double_list(const std::string& s, const std::string& flag);
 // Progress on stderr: one line per scale, updated in place on a terminal;
 // nothing when quiet.
 ProgressFn stderr_progress(bool quiet);

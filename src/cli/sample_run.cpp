@@ -11,31 +11,20 @@
 #include <sstream>
 
 #include "class_list.hpp"
+#include "text.hpp"
 #include "varcode/error.hpp"
 #include "varcode/io.hpp"
 
 namespace varcode::cli {
 
-namespace {
-
-// A strict non-negative integer (no sign, no spaces, no trailing junk).
-bool parse_uint(const std::string &s, long long *out) {
-  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-    return false;
-  *out = std::stoll(s);
-  return true;
-}
-
-}  // namespace
-
-std::vector<int> parse_class_ranges(const std::string &s, int num_classes, const std::vector<std::string> &names) {
+std::vector<int> parse_class_ranges(const std::string& s, int num_classes, const std::vector<std::string>& names) {
   std::set<int> seen;
   for (int c : parse_classes(s, "--classes", num_classes, names))
     if (!seen.insert(c).second) throw Error("--classes: class " + std::to_string(c) + " is given twice");
   return {seen.begin(), seen.end()};
 }
 
-void parse_shard(const std::string &s, int *index, int *count) {
+void parse_shard(const std::string& s, int* index, int* count) {
   const size_t slash = s.find('/');
   long long i = 0, n = 0;
   if (slash == std::string::npos || !parse_uint(s.substr(0, slash), &i) || !parse_uint(s.substr(slash + 1), &n))
@@ -45,12 +34,12 @@ void parse_shard(const std::string &s, int *index, int *count) {
   *count = static_cast<int>(n);
 }
 
-bool shard_from_environment(int *index, int *count) {
-  const std::pair<const char *, const char *> vars[] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
-                                                        {"PMI_RANK", "PMI_SIZE"}};
-  for (const auto &[rank_var, size_var] : vars) {
-    const char *r = std::getenv(rank_var);
-    const char *n = std::getenv(size_var);
+bool shard_from_environment(int* index, int* count) {
+  const std::pair<const char*, const char*> vars[] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                                      {"PMI_RANK", "PMI_SIZE"}};
+  for (const auto& [rank_var, size_var] : vars) {
+    const char* r = std::getenv(rank_var);
+    const char* n = std::getenv(size_var);
     if (!r || !n) continue;
     long long ri = 0, ni = 0;
     if (!parse_uint(r, &ri) || !parse_uint(n, &ni) || ni < 1 || ri >= ni)
@@ -63,18 +52,18 @@ bool shard_from_environment(int *index, int *count) {
   return false;
 }
 
-void shard_range(int64_t total, int index, int count, int64_t *begin, int64_t *end) {
+void shard_range(int64_t total, int index, int count, int64_t* begin, int64_t* end) {
   *begin = total * index / count;
   *end = total * (index + 1) / count;
 }
 
-std::string image_name(const SampleItem &it) { return std::to_string(it.cls) + "_" + std::to_string(it.j); }
+std::string image_name(const SampleItem& it) { return std::to_string(it.cls) + "_" + std::to_string(it.j); }
 
-uint32_t image_index(const SampleItem &it) {
+uint32_t image_index(const SampleItem& it) {
   return static_cast<uint32_t>(it.cls) * kIndexStride + static_cast<uint32_t>(it.j);
 }
 
-nlohmann::json file_identity(const std::string &path) {
+nlohmann::json file_identity(const std::string& path) {
   nlohmann::json j;
   if (path.rfind("random", 0) == 0 && !std::filesystem::exists(path)) {
     j["name"] = path;
@@ -125,12 +114,12 @@ nlohmann::json RunSpec::to_json() const {
   return j;
 }
 
-RunSpec RunSpec::from_json(const nlohmann::json &j, const std::string &where) {
+RunSpec RunSpec::from_json(const nlohmann::json& j, const std::string& where) {
   try {
     if (j.at("format") != "varcode-sample-1") throw Error(where + ": unknown format " + j.at("format").dump());
     RunSpec r;
     r.models = j.at("models");
-    const auto &s = j.at("sampling");
+    const auto& s = j.at("sampling");
     r.sampling.cfg = s.at("cfg").get<double>();
     r.sampling.top_k = s.at("top_k").get<int>();
     r.sampling.top_p = s.at("top_p").get<double>();
@@ -144,39 +133,39 @@ RunSpec RunSpec::from_json(const nlohmann::json &j, const std::string &where) {
     if (r.classes.empty() || r.per_class < 1 || r.image_size < 1)
       throw Error(where + ": empty run (no classes or images)");
     return r;
-  } catch (const nlohmann::json::exception &e) {
+  } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": not a varcode sample record: " + e.what());
   }
 }
 
-std::string run_json_path(const std::string &dir) { return dir + "/run.json"; }
+std::string run_json_path(const std::string& dir) { return dir + "/run.json"; }
 
-RunSpec read_run(const std::string &dir) {
+RunSpec read_run(const std::string& dir) {
   const std::string path = run_json_path(dir);
   std::ifstream f(path);
   if (!f) throw Error(path + ": not found (is " + dir + " a `varcode sample` output directory?)");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception &e) {
+  } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": unreadable: " + e.what());
   }
   return RunSpec::from_json(j, path);
 }
 
-bool image_complete(const std::string &dir, const SampleItem &it, int side) {
+bool image_complete(const std::string& dir, const SampleItem& it, int side) {
   const std::string path = dir + "/" + image_name(it) + ".png";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return false;
   try {
     const Rgb8Image im = load_png_rgb8(path);  // decodes everything: truncation is caught
     return im.height == side && im.width == side;
-  } catch (const Error &) {
+  } catch (const Error&) {
     return false;
   }
 }
 
-void pack_run(const std::string &dir, const std::string &npz, bool quiet) {
+void pack_run(const std::string& dir, const std::string& npz, bool quiet) {
   const RunSpec run = read_run(dir);
   const int64_t n = run.total(), S = run.image_size;
   // Presence first (cheap), so that an unfinished run fails before any
@@ -196,7 +185,7 @@ void pack_run(const std::string &dir, const std::string &npz, bool quiet) {
                 "); finish the run (rerun the same `varcode sample` command) "
                 "before packing");
   const auto t0 = std::chrono::steady_clock::now();
-  save_npz_u8(npz, "arr_0", {n, S, S, 3}, [&](int64_t k, uint8_t *dst) {
+  save_npz_u8(npz, "arr_0", {n, S, S, 3}, [&](int64_t k, uint8_t* dst) {
     const std::string path = dir + "/" + image_name(run.item(k)) + ".png";
     const Rgb8Image im = load_png_rgb8(path);
     if (im.height != S || im.width != S)

@@ -33,7 +33,7 @@ struct RunSpec {
   int image_size = 0;
 
   nlohmann::json to_json() const;
-  static RunSpec from_json(const nlohmann::json &j, const std::string &where);
+  static RunSpec from_json(const nlohmann::json& j, const std::string& where);
   int64_t total() const { return static_cast<int64_t>(classes.size()) * per_class; }
   SampleItem item(int64_t k) const {
     return {classes[static_cast<size_t>(k / per_class)], static_cast<int>(k % per_class)};
@@ -43,34 +43,34 @@ struct RunSpec {
 // "0-999", "1,5,7", "0-3,10", names (parse_classes) -> ascending classes; Error
 // naming --classes on a bad item, a class outside [0, num_classes) or a class
 // given twice.
-std::vector<int> parse_class_ranges(const std::string &s, int num_classes, const std::vector<std::string> &names = {});
+std::vector<int> parse_class_ranges(const std::string& s, int num_classes, const std::vector<std::string>& names = {});
 // "I/N" -> {I, N}; Error unless 0 <= I < N.
-void parse_shard(const std::string &s, int *index, int *count);
+void parse_shard(const std::string& s, int* index, int* count);
 // The shard from an MPI launcher's environment (OpenMPI's
 // OMPI_COMM_WORLD_RANK/SIZE, MPICH's PMI_RANK/PMI_SIZE); false when none is
 // set.
-bool shard_from_environment(int *index, int *count);
+bool shard_from_environment(int* index, int* count);
 // Items [begin, end) of shard I of N: contiguous and balanced (sizes differ by
 // at most one).
-void shard_range(int64_t total, int index, int count, int64_t *begin, int64_t *end);
+void shard_range(int64_t total, int index, int count, int64_t* begin, int64_t* end);
 
-std::string image_name(const SampleItem &it);  // "<class>_<j>" (the published scripts' names)
-uint32_t image_index(const SampleItem &it);
+std::string image_name(const SampleItem& it);  // "<class>_<j>" (the published scripts' names)
+uint32_t image_index(const SampleItem& it);
 
 // name, size and a sampled content fingerprint of a model file ("random..."
 // stands for itself).
-nlohmann::json file_identity(const std::string &path);
+nlohmann::json file_identity(const std::string& path);
 
-std::string run_json_path(const std::string &dir);
+std::string run_json_path(const std::string& dir);
 // DIR/run.json parsed; Error when it is missing or unreadable.
-RunSpec read_run(const std::string &dir);
+RunSpec read_run(const std::string& dir);
 
 // True when DIR/<name>.png is a complete, decodable PNG of side x side pixels.
-bool image_complete(const std::string &dir, const SampleItem &it, int side);
+bool image_complete(const std::string& dir, const SampleItem& it, int side);
 
 // Checks every expected image of the run in DIR is there, then streams them
 // into `npz` as arr_0, uint8 [N, H, W, 3], class-major then j. Error naming the
 // missing images otherwise.
-void pack_run(const std::string &dir, const std::string &npz, bool quiet);
+void pack_run(const std::string& dir, const std::string& npz, bool quiet);
 
 }  // namespace varcode::cli

@@ -18,7 +18,7 @@ const std::string kPair = "--vae " + kTiny + "/vae.pth --drafter " + kTiny + "/d
                           "/refiner.pth --draft-steps 4";
 
 // stdout of a command that must succeed.
-std::string run_ok(const std::string &args, const TempDir &tmp) {
+std::string run_ok(const std::string& args, const TempDir& tmp) {
   auto r = run_cli(args, tmp);
   EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
   return r.out;
@@ -39,7 +39,7 @@ TEST(CliParity, GenerateCodeN4MatchesTheFixtureTokens) {
 
 TEST(CliParity, ConvertedSafetensorsGenerateTheSameTokens) {
   TempDir tmp;
-  for (const char *m : {"drafter", "refiner", "vae"})
+  for (const char* m : {"drafter", "refiner", "vae"})
     run_ok("convert " + kTiny + "/" + m + ".pth " + tmp.path(std::string(m) + ".safetensors"), tmp);
   run_ok("generate --quiet --vae " + tmp.path("vae.safetensors") + " --drafter " + tmp.path("drafter.safetensors") +
              " --refiner " + tmp.path("refiner.safetensors") +
@@ -124,7 +124,7 @@ TEST(Cli, EditRejectsBadInput) {
 TEST(Cli, BenchPrintsOneJsonObject) {
   TempDir tmp;
   auto j = nlohmann::json::parse(run_ok("bench " + kPair + " --runs 1 --warmup 0 --dtype f32 --json", tmp));
-  for (const char *key :
+  for (const char* key :
        {"s_per_image", "images_per_s", "peak_rss_bytes", "drafter", "refiner", "vae", "transformer_gflop_per_s"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_GT(j["s_per_image"].get<double>(), 0);

@@ -25,7 +25,7 @@ constexpr double kMinAccuracy = 0.80;  // issue #8: share of generated images in
 // 0.5) / 0.5.
 class FashionClassifier {
  public:
-  explicit FashionClassifier(const io::Checkpoint &ck) {
+  explicit FashionClassifier(const io::Checkpoint& ck) {
     model::WeightSource ws(ck);
     conv1_w_ = ws.take("conv1.weight", {32, 1, 3, 3});  // [32, 1, 3, 3]
     conv1_b_ = ws.take("conv1.bias", {32});
@@ -39,7 +39,7 @@ class FashionClassifier {
 
   // x01 [28 * 28] in [0, 1] -> logits [10]; features [128] (the FID features)
   // when asked.
-  std::vector<float> logits(const float *x01, std::vector<float> *features = nullptr) const {
+  std::vector<float> logits(const float* x01, std::vector<float>* features = nullptr) const {
     std::vector<float> x(28 * 28);  // [1, 28, 28]
     for (int i = 0; i < 28 * 28; ++i) x[i] = (x01[i] - 0.5f) / 0.5f;
     std::vector<float> h1 = pool(conv_relu(x, 1, 32, 28, conv1_w_, conv1_b_), 32, 28);    // [32, 14, 14]
@@ -50,10 +50,10 @@ class FashionClassifier {
   }
 
  private:
-  static std::vector<float> conv_relu(const std::vector<float> &x, int cin, int cout, int side, const Tensor &w,
-                                      const Tensor &b) {
+  static std::vector<float> conv_relu(const std::vector<float>& x, int cin, int cout, int side, const Tensor& w,
+                                      const Tensor& b) {
     std::vector<float> y(static_cast<size_t>(cout) * side * side);  // [cout, side, side]
-    const float *W = w.data<float>();
+    const float* W = w.data<float>();
     for (int o = 0; o < cout; ++o)
       for (int r = 0; r < side; ++r)
         for (int c = 0; c < side; ++c) {
@@ -69,18 +69,18 @@ class FashionClassifier {
         }
     return y;
   }
-  static std::vector<float> pool(const std::vector<float> &x, int ch, int side) {
+  static std::vector<float> pool(const std::vector<float>& x, int ch, int side) {
     const int s = side / 2;
     std::vector<float> y(static_cast<size_t>(ch) * s * s);  // [ch, side/2, side/2]
     for (int k = 0; k < ch; ++k)
       for (int r = 0; r < s; ++r)
         for (int c = 0; c < s; ++c) {
-          const float *p = &x[(k * side + 2 * r) * side + 2 * c];
+          const float* p = &x[(k * side + 2 * r) * side + 2 * c];
           y[(k * s + r) * s + c] = std::max(std::max(p[0], p[1]), std::max(p[side], p[side + 1]));
         }
     return y;
   }
-  static std::vector<float> dense(const std::vector<float> &x, const Tensor &w, const Tensor &b, bool relu) {
+  static std::vector<float> dense(const std::vector<float>& x, const Tensor& w, const Tensor& b, bool relu) {
     const int64_t n = w.dim(0), k = w.dim(1);
     std::vector<float> y(static_cast<size_t>(n));
     for (int64_t o = 0; o < n; ++o) {
@@ -96,7 +96,7 @@ class FashionClassifier {
 
 // Generated [3, 32, 32] in [0, 1] -> the classifier's input: mean over RGB,
 // centre 28x28 crop (the inverse of the training data's 2-pixel padding).
-std::vector<float> to_gray28(const float *chw) {
+std::vector<float> to_gray28(const float* chw) {
   std::vector<float> g(28 * 28);
   for (int r = 0; r < 28; ++r)
     for (int c = 0; c < 28; ++c) {
@@ -106,7 +106,7 @@ std::vector<float> to_gray28(const float *chw) {
   return g;
 }
 
-int argmax(const std::vector<float> &v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
+int argmax(const std::vector<float>& v) { return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 TEST(ShippedModels, ClassifierMatchesPyTorchOnItsProbe) {
   const io::Checkpoint ck = io::load_checkpoint(kModels + "fashion_classifier.safetensors");
@@ -128,7 +128,7 @@ TEST(ShippedModels, ClassifierMatchesPyTorchOnItsProbe) {
 
 // Share of `per_class` images of each of the 10 classes that the classifier
 // puts in their class.
-double class_accuracy(const ModelFiles &files, int per_class, uint64_t seed) {
+double class_accuracy(const ModelFiles& files, int per_class, uint64_t seed) {
   const Generator gen = Generator::open(files, ComputeDType::f32);
   EXPECT_EQ(gen.num_classes(), 10);
   EXPECT_EQ(gen.image_size(), 32);

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.hpp"
-extern "C" void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+extern "C" void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
                             int);
 extern "C" void openblas_set_num_threads(int);
 using namespace varcode;
@@ -25,8 +25,8 @@ int main() {
     std::vector<float> x((size_t)s.m * s.k), w((size_t)s.n * s.k), y((size_t)s.m * s.n), b(s.n, 0.f);
     std::mt19937 g(1);
     std::normal_distribution<float> d;
-    for (auto &v : x) v = d(g);
-    for (auto &v : w) v = d(g) * 0.02f;
+    for (auto& v : x) v = d(g);
+    for (auto& v : w) v = d(g) * 0.02f;
     Tensor W = Tensor::empty(DType::f32, {s.n, s.k});
     std::copy(w.begin(), w.end(), W.data<float>());
     Tensor B = Tensor::zeros(DType::f32, {s.n});

@@ -24,8 +24,8 @@ from tokenize_data import load_vae  # noqa: E402
 from train_var import build_var, split_scales  # noqa: E402
 
 
-def load_role(role, path, dev):
-    m = build_var(role, 1024, 32)
+def load_role(role, path, quant, dev):
+    m = build_var(role, quant.vocab, quant.cvae)
     m.load_state_dict(torch.load(path, map_location="cpu"))
     return m.to(dev)
 
@@ -58,8 +58,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     ck_path = os.path.join(out, "ckpt.pt")
     quant = load_vae().to(dev).quantize
-    drafter = load_role("drafter", os.path.join(MODELS_DIR, "fashion_drafter.pth"), dev).eval()
-    refiner = load_role("refiner", os.path.join(MODELS_DIR, "fashion_refiner.pth"), dev)
+    drafter = load_role("drafter", os.path.join(MODELS_DIR, "fashion_drafter.pth"), quant, dev).eval()
+    refiner = load_role("refiner", os.path.join(MODELS_DIR, "fashion_refiner.pth"), quant, dev)
     refiner.cond_drop_rate = 0.0  # dropped by hand below, the same labels for teacher and student
     opt = torch.optim.AdamW(refiner.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     step, timer = 0, Timer()

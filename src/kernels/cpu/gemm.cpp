@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
 
 #include "kernels/cpu/dnnl_context.hpp"
 #include "kernels/cpu/fast_math.hpp"
@@ -18,10 +18,14 @@ namespace varcode::kernels::cpu {
 namespace {
 dnnl::memory::data_type to_dnnl(DType dt) {
   switch (dt) {
-    case DType::f32: return dnnl::memory::data_type::f32;
-    case DType::bf16: return dnnl::memory::data_type::bf16;
-    case DType::f16: return dnnl::memory::data_type::f16;
-    default: throw Error("Linear: unsupported weight dtype " + std::string(dtype_name(dt)));
+    case DType::f32:
+      return dnnl::memory::data_type::f32;
+    case DType::bf16:
+      return dnnl::memory::data_type::bf16;
+    case DType::f16:
+      return dnnl::memory::data_type::f16;
+    default:
+      throw Error("Linear: unsupported weight dtype " + std::string(dtype_name(dt)));
   }
 }
 }  // namespace
@@ -33,9 +37,9 @@ struct Linear::Impl {
   };
   std::mutex mu;
   std::map<std::pair<int64_t, int>, std::shared_ptr<Prim>> prims;  // (M, epilogue) -> primitive
-  dnnl::memory::desc packed_md;  // the weights in the layout the kernels want
-  std::shared_ptr<void> packed;  // owned bytes of packed_md
-  std::unique_ptr<Bf16Gemm> bf16_gemm;  // set instead of the above on the avx512bf16 backend
+  dnnl::memory::desc packed_md;                                    // the weights in the layout the kernels want
+  std::shared_ptr<void> packed;                                    // owned bytes of packed_md
+  std::unique_ptr<Bf16Gemm> bf16_gemm;                             // set instead of the above on the avx512bf16 backend
 };
 
 namespace {
@@ -59,8 +63,9 @@ dnnl::inner_product_forward::primitive_desc make_pd(int64_t m, int64_t k, int64_
     attr.set_post_ops(ops);
   }
   const auto pk = dnnl::prop_kind::forward_inference;
-  auto desc = has_bias ? dnnl::inner_product_forward::desc(pk, src_md, wei_md, dnnl::memory::desc({n}, dt::f32, tag::a), dst_md)
-                       : dnnl::inner_product_forward::desc(pk, src_md, wei_md, dst_md);
+  auto desc =
+      has_bias ? dnnl::inner_product_forward::desc(pk, src_md, wei_md, dnnl::memory::desc({n}, dt::f32, tag::a), dst_md)
+               : dnnl::inner_product_forward::desc(pk, src_md, wei_md, dst_md);
   return dnnl::inner_product_forward::primitive_desc(desc, attr, dnnl_engine());
 }
 
@@ -86,7 +91,8 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   k_ = weight.dim(1);
   dtype_ = weight.dtype();
   if (bias_.defined() && bias_.numel() != 0) {
-    if (bias_.numel() != n_) throw Error("Linear: bias has " + std::to_string(bias_.numel()) + " elements, expected " + std::to_string(n_));
+    if (bias_.numel() != n_)
+      throw Error("Linear: bias has " + std::to_string(bias_.numel()) + " elements, expected " + std::to_string(n_));
     if (bias_.dtype() != DType::f32) bias_ = bias_.to(DType::f32);
   }
   impl_ = std::make_unique<Impl>();
@@ -105,7 +111,8 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   impl_->packed_md = probe.weights_desc();
   const size_t bytes = impl_->packed_md.get_size();
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw Error("Linear: out of memory packing a [" + std::to_string(n_) + ", " + std::to_string(k_) + "] weight");
+  if (!p)
+    throw Error("Linear: out of memory packing a [" + std::to_string(n_) + ", " + std::to_string(k_) + "] weight");
   impl_->packed = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   dnnl::memory src(plain_md, dnnl_engine(), const_cast<void*>(weight.raw()));
   dnnl::memory dst(impl_->packed_md, dnnl_engine(), impl_->packed.get());
@@ -168,7 +175,8 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   dnnl::memory src_mem(p->src_md, eng, const_cast<void*>(src));
   dnnl::memory wei_mem(impl_->packed_md, eng, impl_->packed.get());
   dnnl::memory dst_mem(p->dst_md, eng, y);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}};
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias_md, eng, const_cast<void*>(bias_.raw())));
   auto& strm = dnnl_stream();
   p->prim.execute(strm, args);
