@@ -47,6 +47,7 @@ struct GenerateRequest {
 
 struct StageSeconds {
   double drafter = 0, refiner = 0, vae = 0;
+  std::vector<double> scales;  // transformer seconds per scale (drafter's, then refiner's), summed over batches
 };
 
 struct GenerateResult {

@@ -210,6 +210,8 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
     model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
     res.seconds.drafter += out.drafter_seconds;
     res.seconds.refiner += out.refiner_seconds;
+    res.seconds.scales.resize(out.scale_seconds.size(), 0.0);
+    for (size_t si = 0; si < out.scale_seconds.size(); ++si) res.seconds.scales[si] += out.scale_seconds[si];
     if (progress) progress({"vae", 0, 0, b0, n});
     if (cancel && cancel->load()) throw Error("generation cancelled");
     Tensor img = decode_images(*impl_->vae, out.f_hat,
@@ -269,6 +271,7 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   GenerateResult res;
   res.seconds.drafter = out.drafter_seconds;
   res.seconds.refiner = out.refiner_seconds;
+  res.seconds.scales = out.scale_seconds;
   if (progress) progress({"vae", 0, 0, 0, 1});
   res.images = decode_images(*impl_->vae, out.f_hat,
                              &res.seconds.vae);  // [1, 3, S, S] in [0, 1]

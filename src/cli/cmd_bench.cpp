@@ -39,8 +39,9 @@ int64_t peak_rss_bytes() {
 
 void register_bench(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
-  auto* cmd = app.add_subcommand("bench", "Measure generation speed and memory (model flags as generate; random:dNN and "
-                                          "--vae random give random weights at official sizes)");
+  auto* cmd = app.add_subcommand("bench",
+                                 "Measure generation speed and memory (model flags as generate; random:dNN and "
+                                 "--vae random give random weights at official sizes)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
   cmd->add_option("--batch", f->batch, "Images per generate call (default 1)")->check(CLI::PositiveNumber);
@@ -57,19 +58,24 @@ void register_bench(CLI::App& app) {
     req.seed = f->seed;
     for (int i = 0; i < f->batch; ++i) req.classes.push_back((i * 97 + 207) % gen.num_classes());
     std::vector<double> total, drafter, refiner, vae;
+    std::vector<std::vector<double>> scales;  // [scale][run]
     for (int r = 0; r < f->warmup + f->runs; ++r) {
       const auto t = std::chrono::steady_clock::now();
       GenerateResult res = gen.generate(req);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       if (!f->json)
-        std::fprintf(stderr, "%s %d: %.3f s (%.3f s/image)\n", r < f->warmup ? "warm-up" : "run", r < f->warmup ? r + 1 : r - f->warmup + 1,
-                     s, s / f->batch);
+        std::fprintf(stderr, "%s %d: %.3f s (%.3f s/image)\n", r < f->warmup ? "warm-up" : "run",
+                     r < f->warmup ? r + 1 : r - f->warmup + 1, s, s / f->batch);
       if (r < f->warmup) continue;
       total.push_back(s / f->batch);
       drafter.push_back(res.seconds.drafter / f->batch);
       refiner.push_back(res.seconds.refiner / f->batch);
       vae.push_back(res.seconds.vae / f->batch);
+      scales.resize(res.seconds.scales.size());
+      for (size_t si = 0; si < scales.size(); ++si) scales[si].push_back(res.seconds.scales[si] / f->batch);
     }
+    std::vector<double> scale_median;
+    for (auto& s : scales) scale_median.push_back(median(s));
     const double spi = median(total);
     const double tr_s = median(drafter) + median(refiner);
     const double gflops = tr_s > 0 ? gen.transformer_flops_per_image() / tr_s / 1e9 : 0;
@@ -86,6 +92,7 @@ void register_bench(CLI::App& app) {
     j["drafter"] = median(drafter);
     j["refiner"] = median(refiner);
     j["vae"] = median(vae);
+    j["scale_seconds"] = scale_median;
     j["transformer_gflop_per_image"] = gen.transformer_flops_per_image() / 1e9;
     j["transformer_gflop_per_s"] = gflops;
     j["load_s"] = load_s;
@@ -95,13 +102,17 @@ void register_bench(CLI::App& app) {
       return;
     }
     std::printf("%-28s %s\n", "mode", j["mode"].get<std::string>().c_str());
-    std::printf("%-28s %s, %d thread(s), batch %d, %d run(s)\n", "dtype", dtype_name(gen.compute_dtype()), num_threads(),
-                f->batch, f->runs);
+    std::printf("%-28s %s, %d thread(s), batch %d, %d run(s)\n", "dtype", dtype_name(gen.compute_dtype()),
+                num_threads(), f->batch, f->runs);
     std::printf("%-28s %.3f\n", "seconds per image (median)", spi);
     std::printf("%-28s %.3f\n", "images per second", 1.0 / spi);
     std::printf("%-28s drafter %.3f  refiner %.3f  vae %.3f\n", "stage seconds per image", median(drafter),
                 median(refiner), median(vae));
-    std::printf("%-28s %.1f GFLOP/image at %.1f GFLOP/s\n", "transformer", gen.transformer_flops_per_image() / 1e9, gflops);
+    std::printf("%-28s", "seconds per image by scale");
+    for (double s : scale_median) std::printf(" %.3f", s);
+    std::printf("\n");
+    std::printf("%-28s %.1f GFLOP/image at %.1f GFLOP/s\n", "transformer", gen.transformer_flops_per_image() / 1e9,
+                gflops);
     std::printf("%-28s %.2f GB\n", "peak RSS", static_cast<double>(peak_rss_bytes()) / 1e9);
     std::printf("%-28s %.2f s\n", "load", load_s);
   });

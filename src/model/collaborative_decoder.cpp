@@ -46,9 +46,9 @@ void sample_scale(const GenerationInput& in, int si, int num_scales, int64_t l, 
         w[static_cast<size_t>(v)] = -std::numeric_limits<double>::infinity();
         continue;
       }
-      const double g = -std::log(-std::log(std::max(rng.uniform(img, static_cast<uint32_t>(si), static_cast<uint32_t>(t),
-                                                                 static_cast<uint32_t>(1 + v)),
-                                                    1e-300)));
+      const double g = -std::log(-std::log(
+          std::max(rng.uniform(img, static_cast<uint32_t>(si), static_cast<uint32_t>(t), static_cast<uint32_t>(1 + v)),
+                   1e-300)));
       w[static_cast<size_t>(v)] = (lg[v] * (1 + ratio) + g) / tau;
       mx = std::max(mx, w[static_cast<size_t>(v)]);
     }
@@ -66,8 +66,8 @@ void sample_scale(const GenerationInput& in, int si, int num_scales, int64_t l, 
 void blend(const EditGuide& edit, int si, Tensor& f_hat) {
   const int64_t B = f_hat.dim(0), C = f_hat.dim(1), PP = f_hat.dim(2) * f_hat.dim(3);
   const float* gt = edit.f_hat_gt[static_cast<size_t>(si)].data<float>();  // [1, C, P, P]
-  const float* keep = edit.keep.data<float>();                              // [P, P]
-  float* f = f_hat.data<float>();                                           // [B, C, P, P]
+  const float* keep = edit.keep.data<float>();                             // [P, P]
+  float* f = f_hat.data<float>();                                          // [B, C, P, P]
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t p = 0; p < PP; ++p) {
@@ -98,7 +98,8 @@ CollaborativeDecoder::CollaborativeDecoder(const VarTransformer& drafter, const 
   }
   if (quantizer.embedding().dim(0) != d.vocab || quantizer.embedding().dim(1) != d.cvae)
     throw Error("the VQ-VAE's codebook " + shape_str(quantizer.embedding().shape()) + " does not match the model " +
-                drafter.path() + " (vocabulary " + std::to_string(d.vocab) + ", latent " + std::to_string(d.cvae) + ")");
+                drafter.path() + " (vocabulary " + std::to_string(d.vocab) + ", latent " + std::to_string(d.cvae) +
+                ")");
 }
 
 GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const ScaleCallback& on_scale,
@@ -113,11 +114,12 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
     throw Error("internal: one temperature per scale expected");
 
   GenerationOutput out;
-  out.tokens = Tensor::zeros(DType::i64, {B, L});         // [B, L]
+  out.tokens = Tensor::zeros(DType::i64, {B, L});          // [B, L]
   out.f_hat = Tensor::zeros(DType::f32, {B, Cvae, P, P});  // [B, Cvae, P, P]
   // The continuous inputs of scales 1..N built from the drafter's latent, for the refiner's prefill.
   const int64_t handover_len = refiner_ ? cfg.scale_end(N - 1) : 0;  // = begin_N
-  Tensor history = Tensor::empty(DType::f32, {B, std::max<int64_t>(handover_len - 1, 1), Cvae});  // [B, begin_N - 1, Cvae]
+  Tensor history =
+      Tensor::empty(DType::f32, {B, std::max<int64_t>(handover_len - 1, 1), Cvae});  // [B, begin_N - 1, Cvae]
 
   const int64_t max_l = static_cast<int64_t>(pns.back()) * pns.back();
   Tensor logits, logits_cfg, h, next_in;
@@ -127,8 +129,10 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
   drafter_.first_input(st, x.data<float>());
   double t_stage = now_seconds();
 
+  out.scale_seconds.assign(static_cast<size_t>(SN), 0.0);
   for (int si = 0; si < SN; ++si) {
     if (cancel && cancel->load()) throw Error("generation cancelled");
+    const double t_scale = now_seconds();
     const int64_t pn = pns[static_cast<size_t>(si)], l = pn * pn, begin = cfg.scale_begin(si);
     int64_t x_len = l, head_from = 0, p0 = begin;
     if (refiner_ && si == N) {
@@ -142,21 +146,22 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
       x_len = begin + l;  // positions [0, end_N)
       head_from = begin;
       p0 = 0;
-      Tensor first = Tensor::empty(DType::f32, {R, 1, C});                 // [R, 1, C]
-      Tensor rest = Tensor::empty(DType::f32, {R, x_len - 1, C});          // [R, end_N - 1, C]
+      Tensor first = Tensor::empty(DType::f32, {R, 1, C});         // [R, 1, C]
+      Tensor rest = Tensor::empty(DType::f32, {R, x_len - 1, C});  // [R, end_N - 1, C]
       refiner_->first_input(st, first.data<float>());
       // inputs of scales 1..N: history holds 1..N-1, next_in holds scale N
-      Tensor tok = Tensor::empty(DType::f32, {B, x_len - 1, Cvae});        // [B, end_N - 1, Cvae]
+      Tensor tok = Tensor::empty(DType::f32, {B, x_len - 1, Cvae});  // [B, end_N - 1, Cvae]
       for (int64_t b = 0; b < B; ++b) {
         std::memcpy(tok.data<float>() + b * (x_len - 1) * Cvae, history.data<float>() + b * (handover_len - 1) * Cvae,
                     sizeof(float) * static_cast<size_t>((handover_len - 1) * Cvae));
-        std::memcpy(tok.data<float>() + (b * (x_len - 1) + handover_len - 1) * Cvae, next_in.data<float>() + b * l * Cvae,
-                    sizeof(float) * static_cast<size_t>(l * Cvae));
+        std::memcpy(tok.data<float>() + (b * (x_len - 1) + handover_len - 1) * Cvae,
+                    next_in.data<float>() + b * l * Cvae, sizeof(float) * static_cast<size_t>(l * Cvae));
       }
       refiner_->embed(st, tok.data<float>(), x_len - 1, 1, rest.data<float>());
       x = Tensor::empty(DType::f32, {R, x_len, C});  // [R, end_N, C]
       for (int64_t r = 0; r < R; ++r) {
-        std::memcpy(x.data<float>() + r * x_len * C, first.data<float>() + r * C, sizeof(float) * static_cast<size_t>(C));
+        std::memcpy(x.data<float>() + r * x_len * C, first.data<float>() + r * C,
+                    sizeof(float) * static_cast<size_t>(C));
         std::memcpy(x.data<float>() + (r * x_len + 1) * C, rest.data<float>() + r * (x_len - 1) * C,
                     sizeof(float) * static_cast<size_t>((x_len - 1) * C));
       }
@@ -186,10 +191,11 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
       if (refiner_ && si + 1 < N) {
         const int64_t nl = next_in.dim(1), off = cfg.scale_begin(si + 1) - 1;
         for (int64_t b = 0; b < B; ++b)
-          std::memcpy(history.data<float>() + (b * (handover_len - 1) + off) * Cvae, next_in.data<float>() + b * nl * Cvae,
-                      sizeof(float) * static_cast<size_t>(nl * Cvae));
+          std::memcpy(history.data<float>() + (b * (handover_len - 1) + off) * Cvae,
+                      next_in.data<float>() + b * nl * Cvae, sizeof(float) * static_cast<size_t>(nl * Cvae));
       }
     }
+    out.scale_seconds[static_cast<size_t>(si)] = now_seconds() - t_scale;
   }
   (refiner_ ? out.refiner_seconds : out.drafter_seconds) = now_seconds() - t_stage;
   return out;
@@ -200,18 +206,21 @@ Tensor teacher_forced_logits(const VarTransformer& model, const Quantizer& quant
   const int64_t L = cfg.total_tokens(), C = cfg.width, V = cfg.vocab, Cvae = cfg.cvae;
   const std::vector<int>& pns = cfg.patch_nums;
   if (tokens.dtype() != DType::i64 || tokens.shape() != Shape{1, L})
-    throw Error("teacher forcing expects int64 tokens [1, " + std::to_string(L) + "], got " + shape_str(tokens.shape()));
+    throw Error("teacher forcing expects int64 tokens [1, " + std::to_string(L) + "], got " +
+                shape_str(tokens.shape()));
   const Tensor& codebook = quantizer.embedding();  // [V, Cvae]
   const int64_t P = pns.back();
-  Tensor f_hat = Tensor::zeros(DType::f32, {1, Cvae, P, P});  // [1, Cvae, P, P]
+  Tensor f_hat = Tensor::zeros(DType::f32, {1, Cvae, P, P});    // [1, Cvae, P, P]
   Tensor inputs = Tensor::empty(DType::f32, {1, L - 1, Cvae});  // [1, L - 1, Cvae] inputs of scales 1..SN-1
   for (int si = 0; si + 1 < cfg.num_scales(); ++si) {
     const int64_t l = static_cast<int64_t>(pns[static_cast<size_t>(si)]) * pns[static_cast<size_t>(si)];
     Tensor h = Tensor::empty(DType::f32, {1, l, Cvae});  // [1, l, Cvae]
     for (int64_t t = 0; t < l; ++t) {
       const int64_t idx = tokens.data<int64_t>()[cfg.scale_begin(si) + t];
-      if (idx < 0 || idx >= V) throw Error("token " + std::to_string(idx) + " is outside [0, " + std::to_string(V) + ")");
-      std::memcpy(h.data<float>() + t * Cvae, codebook.data<float>() + idx * Cvae, sizeof(float) * static_cast<size_t>(Cvae));
+      if (idx < 0 || idx >= V)
+        throw Error("token " + std::to_string(idx) + " is outside [0, " + std::to_string(V) + ")");
+      std::memcpy(h.data<float>() + t * Cvae, codebook.data<float>() + idx * Cvae,
+                  sizeof(float) * static_cast<size_t>(Cvae));
     }
     quantizer.add_scale(si, pns, h, f_hat);
     Tensor nxt = quantizer.next_input(si, pns, f_hat);  // [1, pn_{si+1}^2, Cvae]

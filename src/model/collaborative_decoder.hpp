@@ -39,6 +39,7 @@ struct GenerationOutput {
   Tensor tokens;  // [B, L] int64
   Tensor f_hat;   // [B, Cvae, P, P]
   double drafter_seconds = 0, refiner_seconds = 0;
+  std::vector<double> scale_seconds;  // [SN]: each scale's transformer, head and sampling
 };
 
 // stage ("drafter", "refiner" or "var"), scale index, number of scales.

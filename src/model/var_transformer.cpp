@@ -1,6 +1,8 @@
 #include "model/var_transformer.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "kernels/cpu/adaln.hpp"
 #include "kernels/cpu/silu.hpp"
@@ -19,6 +21,13 @@ VarTransformer::VarTransformer(io::Checkpoint&& ckpt, DType weight_dtype) : path
 
 void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype) {
   cfg_ = infer_var_config(ckpt);
+  // VARCODE_KV_CACHE=f32 keeps f32 attention under bf16 weights (precision checks, A/B timing).
+  const char* kv_env = std::getenv("VARCODE_KV_CACHE");
+  const std::string kv = kv_env ? kv_env : "";
+  if (!kv.empty() && kv != "f32" && kv != "auto") throw Error("VARCODE_KV_CACHE must be f32 or auto, got '" + kv + "'");
+  bf16_cache_ = weight_dtype == DType::bf16 && kv != "f32" &&
+                kernels::cpu::default_bf16_backend() == kernels::cpu::GemmBackend::avx512bf16 &&
+                kernels::cpu::bf16_attention_supported();
   const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
   class_emb_ = ws.take("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
   pos_start_ = ws.take("pos_start", {1, 1, C}).reshape({C});            // [C]
@@ -34,11 +43,11 @@ void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType we
           lvl_embed.data<float>()[level_[static_cast<size_t>(i)] * C + c] + pos.data<float>()[i * C + c];
   for (const char* buffer : {"lvl_1L", "attn_bias_for_masking"})
     if (ckpt.has(buffer)) ws.ignore(buffer);
-  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);  // [C, Cvae]
-  if (cfg_.shared_adaln)
-    shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
+  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);                             // [C, Cvae]
+  if (cfg_.shared_adaln) shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
   blocks_.reserve(static_cast<size_t>(cfg_.depth));
-  for (int b = 0; b < cfg_.depth; ++b) blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
+  for (int b = 0; b < cfg_.depth; ++b)
+    blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
   head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, weight_dtype);  // [2C, C]
   // The reference computes the head in f32 whatever the autocast dtype: keep it f32.
   head_ = ws.linear("head.", cfg_.vocab, C, DType::f32);  // [V, C]
@@ -49,13 +58,16 @@ VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity)
   const int64_t B = static_cast<int64_t>(labels.size()), R = 2 * B, C = cfg_.width, H = cfg_.heads;
   VarState st;
   st.rows = R;
-  st.capacity = capacity;
+  // Rounded up so that the bf16 layouts hold whole 64-position panels.
+  st.capacity = (capacity + kernels::cpu::KvView::kCapacityAlign - 1) / kernels::cpu::KvView::kCapacityAlign *
+                kernels::cpu::KvView::kCapacityAlign;
   st.cond = Tensor::empty(DType::f32, {R, C});  // [R, C]
   for (int64_t r = 0; r < R; ++r) {
     const int label = r < B ? labels[static_cast<size_t>(r)] : cfg_.num_classes;
     if (label < 0 || label > cfg_.num_classes)
       throw Error("class " + std::to_string(label) + " is outside [0, " + std::to_string(cfg_.num_classes) + ")");
-    std::memcpy(st.cond.data<float>() + r * C, class_emb_.data<float>() + label * C, sizeof(float) * static_cast<size_t>(C));
+    std::memcpy(st.cond.data<float>() + r * C, class_emb_.data<float>() + label * C,
+                sizeof(float) * static_cast<size_t>(C));
   }
   Tensor silu_cond = st.cond.clone();  // [R, C]
   kernels::cpu::silu_inplace(silu_cond);
@@ -66,13 +78,21 @@ VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity)
   }
   st.block_mod = Tensor::empty(DType::f32, {cfg_.depth, R, 6 * C});  // [depth, R, 6C]
   for (int b = 0; b < cfg_.depth; ++b)
-    blocks_[static_cast<size_t>(b)].modulation(silu_cond.data<float>(), cfg_.shared_adaln ? shared.data<float>() : nullptr, R,
+    blocks_[static_cast<size_t>(b)].modulation(silu_cond.data<float>(),
+                                               cfg_.shared_adaln ? shared.data<float>() : nullptr, R,
                                                st.block_mod.data<float>() + b * R * 6 * C);
   st.head_mod = Tensor::empty(DType::f32, {R, 2 * C});  // [R, 2C]
   head_nm_ada_.forward(silu_cond.data<float>(), R, st.head_mod.data<float>());
+  // bf16 caches are zeroed: the kernel reads whole key panels and position pairs past the
+  // filled positions (and multiplies them by zero weights).
   for (int b = 0; b < cfg_.depth; ++b) {
-    st.k_cache.push_back(Tensor::empty(DType::f32, {R, H, capacity, 64}));  // [R, H, cap, 64]
-    st.v_cache.push_back(Tensor::empty(DType::f32, {R, H, capacity, 64}));  // [R, H, cap, 64]
+    if (bf16_cache_) {
+      st.k_cache.push_back(Tensor::zeros(DType::bf16, {R, H, st.capacity, 64}));  // [R, H, cap, 64] panels
+      st.v_cache.push_back(Tensor::zeros(DType::bf16, {R, H, st.capacity, 64}));  // [R, H, cap, 64] pairs
+    } else {
+      st.k_cache.push_back(Tensor::empty(DType::f32, {R, H, st.capacity, 64}));  // [R, H, 64, cap]
+      st.v_cache.push_back(Tensor::empty(DType::f32, {R, H, st.capacity, 64}));  // [R, H, cap, 64]
+    }
   }
   return st;
 }
@@ -103,8 +123,16 @@ void VarTransformer::blocks(VarState& st, float* x, int64_t l, int64_t p0) const
   for (int64_t t = 0; t < l; ++t) key_limit[static_cast<size_t>(t)] = cfg_.scale_end(level_of(p0 + t));
   const int64_t C6 = 6 * static_cast<int64_t>(cfg_.width);
   for (int b = 0; b < cfg_.depth; ++b) {
-    kernels::cpu::KvView cache{st.k_cache[static_cast<size_t>(b)].data<float>(), st.v_cache[static_cast<size_t>(b)].data<float>(),
-                          st.rows, cfg_.heads, st.capacity};
+    Tensor& kc = st.k_cache[static_cast<size_t>(b)];
+    Tensor& vc = st.v_cache[static_cast<size_t>(b)];
+    kernels::cpu::KvView cache{.rows = st.rows, .heads = cfg_.heads, .capacity = st.capacity};
+    if (kc.dtype() == DType::bf16) {
+      cache.k16 = static_cast<uint16_t*>(kc.raw());
+      cache.v16 = static_cast<uint16_t*>(vc.raw());
+    } else {
+      cache.k = kc.data<float>();
+      cache.v = vc.data<float>();
+    }
     blocks_[static_cast<size_t>(b)].forward(x, st.rows, l, p0, key_limit.data(),
                                             st.block_mod.data<float>() + b * st.rows * C6, cache, st.scratch);
   }

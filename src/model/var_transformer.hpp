@@ -17,9 +17,9 @@ class VarTransformer;
 // Everything one request mutates. Rows are the CFG-doubled batch: rows [0, B) carry the labels,
 // rows [B, 2B) the unconditional class.
 struct VarState {
-  int64_t rows = 0;      // R = 2B
-  int64_t capacity = 0;  // positions the KV cache can hold
-  int64_t filled = 0;    // positions written so far
+  int64_t rows = 0;                      // R = 2B
+  int64_t capacity = 0;                  // positions the KV cache can hold
+  int64_t filled = 0;                    // positions written so far
   std::vector<Tensor> k_cache, v_cache;  // per block [R, H, capacity, 64]
   Tensor block_mod;                      // [depth, R, 6C]
   Tensor head_mod;                       // [R, 2C]  (scale, shift)
@@ -58,15 +58,16 @@ class VarTransformer {
  private:
   std::string path_;
   VarConfig cfg_;
-  Tensor class_emb_;  // [num_classes + 1, C]
-  Tensor pos_start_;  // [C]
-  Tensor lvl_pos_;    // [L, C] = lvl_embed[level(i)] + pos_1LC[i]
+  Tensor class_emb_;                 // [num_classes + 1, C]
+  Tensor pos_start_;                 // [C]
+  Tensor lvl_pos_;                   // [L, C] = lvl_embed[level(i)] + pos_1LC[i]
   kernels::cpu::Linear word_embed_;  // [C, Cvae]
   kernels::cpu::Linear shared_ada_;  // [6C, C], shared AdaLN only
   std::vector<TransformerBlock> blocks_;
   kernels::cpu::Linear head_nm_ada_;  // [2C, C]
   kernels::cpu::Linear head_;         // [V, C]
-  std::vector<int> level_;       // [L]
+  std::vector<int> level_;            // [L]
+  bool bf16_cache_ = false;           // KV caches in bf16 (bf16 weights on a CPU with the bf16 kernels)
 
   void load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype);
 };

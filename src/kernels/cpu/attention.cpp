@@ -58,8 +58,8 @@ typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
 
 // Attention of `nq` (<= kQueryTile) queries to keys [0, n) of one row and head.
 // q: [nq, D]; kt: [D, cap]; v: [cap, D]; scores: scratch [kQueryTile, n]; out rows at stride ldo.
-VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt, const float* v, int64_t cap, int64_t n,
-                                     float* scores, float* out, int64_t ldo) {
+VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt, const float* v, int64_t cap,
+                                     int64_t n, float* scores, float* out, int64_t ldo) {
   static_assert(kQueryTile == 4 && D == 64, "the register blocking below is written for 4 queries of 64");
   // Missing queries of a short tile alias the first; their results are not stored.
   const float* qr[kQueryTile];
@@ -119,6 +119,7 @@ VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt
 
 void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
                       KvView cache, float* out) {
+  if (cache.k16) return l2norm_attention_bf16(qkv, l, p0, scale_mul_h, key_limit, cache, out);
   const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
   thread_local std::vector<float> q;  // [R, H, l, D]
   if (q.size() < static_cast<size_t>(R * H * l * D)) q.resize(static_cast<size_t>(R * H * l * D));
@@ -144,13 +145,14 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
         for (int64_t ti = 0; ti < ntiles; ++ti) {
           const auto [t0, nq] = tiles[static_cast<size_t>(ti)];
           attend_tile(qp + ((r * H + h) * l + t0) * D, nq, cache.k + (r * H + h) * D * cap,
-                      cache.v + (r * H + h) * cap * D, cap, key_limit[t0], scores.data(), out + (r * l + t0) * C + h * D, C);
+                      cache.v + (r * H + h) * cap * D, cap, key_limit[t0], scores.data(),
+                      out + (r * l + t0) * C + h * D, C);
         }
   }
 }
 
-void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h,
-                                const int* key_limit, KvView cache, float* out) {
+void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
+                                KvView cache, float* out) {
   const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
   std::vector<float> q(static_cast<size_t>(R * H * l * D));
   fill_cache(qkv, l, p0, scale_mul_h, cache, q.data());
@@ -170,7 +172,8 @@ void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const f
         for (auto& x : s) denom += (x = std::exp(x - mx));
         for (int64_t d = 0; d < D; ++d) {
           double acc = 0;
-          for (int j = 0; j < key_limit[t]; ++j) acc += s[static_cast<size_t>(j)] * cache.v[((r * H + h) * cap + j) * D + d];
+          for (int j = 0; j < key_limit[t]; ++j)
+            acc += s[static_cast<size_t>(j)] * cache.v[((r * H + h) * cap + j) * D + d];
           out[(r * l + t) * C + h * D + d] = static_cast<float>(acc / denom);
         }
       }

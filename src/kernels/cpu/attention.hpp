@@ -5,24 +5,41 @@
 
 namespace varcode::kernels::cpu {
 
-// The KV cache of one block: keys (already l2-normalised), transposed per row and head
-// [R, H, 64, capacity], and values [R, H, capacity, 64].
+// The KV cache of one block, in one of two forms:
+//  - f32 (k, v): keys (already l2-normalised) transposed per row and head [R, H, 64, capacity],
+//    values [R, H, capacity, 64];
+//  - bf16 (k16, v16; set instead of k and v): laid out for vdpbf16ps (attention_bf16.cpp), per row
+//    and head keys as panels of 64 positions [capacity / 64][32][64][2] (pairs of dims) and
+//    values as [capacity / 2][64][2] (pairs of positions); capacity a multiple of 64 and the
+//    memory zeroed before the first write (the kernel reads whole panels and position pairs).
 struct KvView {
   float* k = nullptr;
   float* v = nullptr;
   int64_t rows = 0, heads = 0, capacity = 0;
+  uint16_t* k16 = nullptr;
+  uint16_t* v16 = nullptr;
   static constexpr int64_t kHeadDim = 64;
+  static constexpr int64_t kCapacityAlign = 64;  // capacities are rounded up to this
 };
+
+// True where the bf16 cache form runs (AVX512-BF16, as for Bf16Gemm).
+bool bf16_attention_supported();
 
 // qkv: [R, l, 3C] (q | k | v, each H heads of 64) for the tokens at positions [p0, p0 + l).
 // Normalises q (times exp(min(scale_mul[h], ln 100))) and k, appends k and v to the cache at
 // [p0, p0 + l), then for token t attends to cache positions [0, key_limit[t]) (key_limit[t] >
 // p0 + t encodes the block-causal mask: a scale sees itself in full). out: [R, l, C].
+// With a bf16 cache, q, k, v and the softmax weights are rounded to bf16 and the dot products
+// accumulate in f32 (what the reference's bf16 autocast does); otherwise all in f32.
 void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
                       KvView cache, float* out);
 
-// Naive reference: materialises the scores per query, double accumulation.
-void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h,
-                                const int* key_limit, KvView cache, float* out);
+// The bf16-cache form, which l2norm_attention dispatches to (attention_bf16.cpp).
+void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
+                           KvView cache, float* out);
+
+// Naive reference (f32 cache): materialises the scores per query, double accumulation.
+void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
+                                KvView cache, float* out);
 
 }  // namespace varcode::kernels::cpu

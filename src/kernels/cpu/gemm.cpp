@@ -71,7 +71,7 @@ dnnl::inner_product_forward::primitive_desc make_pd(int64_t m, int64_t k, int64_
 
 // The backend for a bf16 layer when the caller leaves it open: VARCODE_GEMM, else the
 // hand-written kernel where the CPU runs it (measured faster than oneDNN 2.6 here, issue #5).
-GemmBackend default_backend() {
+GemmBackend default_backend_once() {
   static const GemmBackend b = [] {
     const char* env = std::getenv("VARCODE_GEMM");
     const std::string v = env ? env : "";
@@ -83,6 +83,8 @@ GemmBackend default_backend() {
   return b;
 }
 }  // namespace
+
+GemmBackend default_bf16_backend() { return default_backend_once(); }
 
 Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::move(bias)) {
   using tag = dnnl::memory::format_tag;
@@ -96,7 +98,7 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
     if (bias_.dtype() != DType::f32) bias_ = bias_.to(DType::f32);
   }
   impl_ = std::make_unique<Impl>();
-  if (backend == GemmBackend::automatic) backend = dtype_ == DType::bf16 ? default_backend() : GemmBackend::onednn;
+  if (backend == GemmBackend::automatic) backend = dtype_ == DType::bf16 ? default_backend_once() : GemmBackend::onednn;
   if (backend == GemmBackend::avx512bf16) {
     if (dtype_ != DType::bf16) throw Error("Linear: the avx512bf16 backend needs bf16 weights");
     impl_->bf16_gemm = std::make_unique<Bf16Gemm>(static_cast<const uint16_t*>(weight.raw()), n_, k_);

@@ -14,6 +14,10 @@ enum class Epilogue { none, gelu_tanh };
 // always run on oneDNN.
 enum class GemmBackend { automatic, onednn, avx512bf16 };
 
+// What `automatic` resolves to for bf16 weights on this CPU and environment. The bf16 KV cache
+// (attention.hpp) follows it: VARCODE_GEMM=onednn turns every hand-written bf16 kernel off.
+GemmBackend default_bf16_backend();
+
 // An immutable linear layer. The weight tensor may borrow from a mapped checkpoint; primitives
 // are created per row count on first use and reused (thread-safe). The weight is packed once
 // into oneDNN's blocked layout at construction; the source tensor is not kept. Compute dtype follows the

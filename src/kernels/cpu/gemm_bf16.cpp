@@ -25,129 +25,31 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/bf16_micro.hpp"
 #include "kernels/cpu/gemm.hpp"
 #include "varcode/error.hpp"
-
-#if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps() (a self-initialised variable),
-// which -Wmaybe-uninitialized reports once inlined here: a known false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#define VARCODE_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-#endif
 
 namespace varcode::kernels::cpu {
 
 namespace {
-constexpr int64_t kNr = 4;            // zmm (16 columns each) per panel
-constexpr int64_t kPanel = kNr * 16;  // columns per panel
-constexpr int64_t kMr = 6;            // rows per micro-tile
-constexpr int64_t kKcPairs = 512;     // K pairs per cache block of a panel
+using bf16::kMr;
+using bf16::kPanel;
+constexpr int64_t kKcPairs = 512;  // K pairs per cache block of a panel
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
 #if defined(__x86_64__)
-// One micro-tile's operands.
-struct Tile {
-  const uint16_t* a;  // [MR, lda] bf16 rows of x, at the block's first K pair
-  int64_t lda;        // elements between rows of a
-  const uint16_t* b;  // [kpairs][NR * 16][2] bf16: the panel's block
-  int64_t kpairs;
-  float* c;  // [MR, ldc] f32 output at the panel's first column
-  int64_t ldc;
-  const float* bias;  // [NR * 16] at the panel's first column, or null
-  __mmask16 tail;     // valid lanes of the last 16-column group (N tail)
-  bool first, last, gelu;
-};
-
-// exp(z) for the GELU epilogue: the Cody-Waite reduction and polynomial of exp_approx
-// (fast_math.hpp), with the 2^n scaling done by vscalefps.
-VARCODE_AVX512BF16 inline __m512 exp512(__m512 z) {
-  z = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(z, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), z);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(e, n);
+// Bytes of panel p's K block starting at pair k0.
+int64_t block_bytes(int64_t n, int64_t kp, int64_t p, int64_t k0) {
+  const int64_t w = std::min(kPanel, n - p * kPanel), groups = (w + 15) / 16;
+  return (std::min(kp / 2, k0 + kKcPairs) - k0) * groups * 64;
 }
-
-// GELU-tanh as x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): the
-// same function as 0.5 x (1 + tanh u) without the cancellation of 1 + tanh near -1.
-VARCODE_AVX512BF16 inline __m512 gelu512(__m512 x) {
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  const __m512 u =
-      _mm512_mul_ps(x, _mm512_fmadd_ps(x2, _mm512_set1_ps(0.7978845608f * 0.044715f), _mm512_set1_ps(0.7978845608f)));
-  const __m512 e = exp512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
-  return _mm512_div_ps(x, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
-}
-
-template <int MR, int NR>
-VARCODE_AVX512BF16 void micro(const Tile& t) {
-  __m512 acc[MR][NR];
-  __mmask16 mask[NR];
-#pragma GCC unroll 4
-  for (int j = 0; j < NR; ++j) mask[j] = j == NR - 1 ? t.tail : static_cast<__mmask16>(0xffff);
-  if (t.first) {
-    // The first K block starts from the bias (or zero); later blocks from the partial sums.
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const __m512 b0 = t.bias ? _mm512_maskz_loadu_ps(mask[j], t.bias + 16 * j) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i][j] = b0;
-    }
-  } else {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_maskz_loadu_ps(mask[j], t.c + i * t.ldc + 16 * j);
-  }
-  const uint16_t* b = t.b;  // [kpairs][NR * 16][2]
-  const uint16_t* a = t.a;  // [MR, lda]
-  for (int64_t kk = 0; kk < t.kpairs; ++kk, b += NR * 32, a += 2) {
-    __m512i bv[NR];
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) bv[j] = _mm512_loadu_si512(b + 32 * j);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      int32_t pair;  // x[i, 2kk], x[i, 2kk + 1]: one dword broadcast to every column lane
-      std::memcpy(&pair, a + i * t.lda, 4);
-      const __m512i av = _mm512_set1_epi32(pair);
-#pragma GCC unroll 4
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)av, (__m512bh)bv[j]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const __m512 v = t.last && t.gelu ? gelu512(acc[i][j]) : acc[i][j];
-      _mm512_mask_storeu_ps(t.c + i * t.ldc + 16 * j, mask[j], v);
-    }
-}
-
-using MicroFn = void (*)(const Tile&);
-
-template <int MR>
-constexpr std::array<MicroFn, kNr> micro_row() {
-  return {&micro<MR, 1>, &micro<MR, 2>, &micro<MR, 3>, &micro<MR, 4>};
-}
-// [rows - 1][16-column groups - 1]: the tails of M and N get their own unrolled kernels.
-constexpr std::array<std::array<MicroFn, kNr>, kMr> kMicro = {micro_row<1>(), micro_row<2>(), micro_row<3>(),
-                                                              micro_row<4>(), micro_row<5>(), micro_row<6>()};
 
 // Rows [r0, r1) of panel p: the K blocks outside, so one block of the panel serves every row
-// block from L1 before the next block is read.
+// block from L1 before the next block is read. While a block runs, the next one (of this panel,
+// else `next` of `next_bytes`, the caller's next panel) is prefetched, spread over its k steps.
 void run_tile(const uint16_t* a, int64_t kp, const uint16_t* packed, int64_t n, int64_t p, int64_t r0, int64_t r1,
-              const float* bias, bool gelu, float* y) {
+              const float* bias, bool gelu, float* y, const uint16_t* next, int64_t next_bytes) {
   const int64_t n0 = p * kPanel;
   const int64_t w = std::min(kPanel, n - n0);
   const int64_t groups = (w + 15) / 16;
@@ -160,20 +62,28 @@ void run_tile(const uint16_t* a, int64_t kp, const uint16_t* packed, int64_t n, 
   const int64_t blocks = (r1 - r0 + kMr - 1) / kMr, base = (r1 - r0) / blocks, taller = (r1 - r0) % blocks;
   for (int64_t kb = 0; kb < k_blocks; ++kb) {
     const int64_t k0 = kb * kKcPairs, k1 = std::min(kpairs, k0 + kKcPairs);
+    const bool more = kb + 1 < k_blocks;
+    const char* pf = reinterpret_cast<const char*>(more ? panel + (k0 + kKcPairs) * groups * 32 : next);
+    const int64_t pf_bytes = more ? block_bytes(n, kp, p, k0 + kKcPairs) : (next ? next_bytes : 0);
+    const int64_t steps = std::max<int64_t>(1, blocks * (k1 - k0));
+    const int pf_lines = static_cast<int>((pf_bytes / 64 + steps - 1) / steps);
     for (int64_t bi = 0, i = r0; bi < blocks; ++bi) {
       const int64_t rows = base + (bi < taller ? 1 : 0);
-      const Tile t{.a = a + i * kp + 2 * k0,
-                   .lda = kp,
-                   .b = panel + k0 * groups * 32,
-                   .kpairs = k1 - k0,
-                   .c = y + i * n + n0,
-                   .ldc = n,
-                   .bias = bias ? bias + n0 : nullptr,
-                   .tail = tail,
-                   .first = k0 == 0,
-                   .last = kb == k_blocks - 1,
-                   .gelu = gelu};
-      kMicro[static_cast<size_t>(rows - 1)][static_cast<size_t>(groups - 1)](t);
+      const bf16::Tile t{.a = a + i * kp + 2 * k0,
+                         .lda = kp,
+                         .b = panel + k0 * groups * 32,
+                         .kpairs = k1 - k0,
+                         .c = y + i * n + n0,
+                         .ldc = n,
+                         .bias = bias ? bias + n0 : nullptr,
+                         .tail = tail,
+                         .first = k0 == 0,
+                         .last = kb == k_blocks - 1,
+                         .gelu = gelu,
+                         .pf = pf ? pf + bi * (k1 - k0) * pf_lines * 64 : nullptr,
+                         .pf_end = pf ? pf + pf_bytes : nullptr,
+                         .pf_lines = pf ? pf_lines : 0};
+      bf16::micro_tile(rows, groups, t);
       i += rows;
     }
   }
@@ -250,12 +160,19 @@ void Bf16Gemm::forward(const float* x, int64_t m, const float* bias, float* y, b
   // Below ~256K multiply-adds a parallel region costs more than it saves.
   const bool par = nt > 1 && items > 1 && m * n_ * k_ >= (int64_t{1} << 18);
   const uint16_t* packed = packed_.get();
-  // Dynamic: the items are coarse (a panel each), and on a shared machine a static split waits
-  // for whichever thread the OS parks.
-#pragma omp parallel for schedule(dynamic, 1) if (par)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t p = it / chunks, r0 = (it % chunks) * chunk_rows;
-    run_tile(a, kp_, packed, n_, p, r0, std::min(m, r0 + chunk_rows), bias, gelu, y);
+  // Each thread takes a contiguous range of items, so that it knows its next panel and can
+  // prefetch it (run_tile); dynamic scheduling measured no better on a quiet machine.
+#pragma omp parallel if (par)
+  {
+    const int64_t nth = omp_get_num_threads(), th = omp_get_thread_num();
+    const int64_t i0 = items * th / nth, i1 = items * (th + 1) / nth;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t p = it / chunks, r0 = (it % chunks) * chunk_rows;
+      const int64_t np = (it + 1) / chunks;  // the next item's panel, prefetched when it is another one
+      const bool pf = it + 1 < i1 && np != p;
+      run_tile(a, kp_, packed, n_, p, r0, std::min(m, r0 + chunk_rows), bias, gelu, y,
+               pf ? packed + np * kPanel * kp_ : nullptr, pf ? block_bytes(n_, kp_, np, 0) : 0);
+    }
   }
 #else
   (void)x, (void)bias, (void)y, (void)gelu;
