@@ -87,7 +87,7 @@ void linear_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"avx", "C", "layer", "M"});
   for (int64_t c : {1024, 1920})
     for (int which = 0; which < 5; ++which)
-      for (int64_t m : {1, 4, 9, 16, 25, 36, 64, 100, 169, 256})
+      for (int64_t m : {1, 4, 9, 16, 25, 36, 64, 100, 169, 256, 400, 1600})
         for (int backend = 0; backend < 2; ++backend) b->Args({backend, c, which, m});
 }
 BENCHMARK(BM_Linear)->Apply(linear_args)->MinTime(0.05)->UseRealTime()->Unit(benchmark::kMicrosecond);

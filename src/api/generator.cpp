@@ -169,9 +169,25 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // f_hat [B, Cvae, P, P] -> pictures [B, 3, S, S] in [0, 1]; adds the seconds it
 // took to *seconds.
+// One image at a time: the decoder is compute-bound from one image on, and a batch's feature maps
+// (~20 MB per image per layer at 256 px) only add cache misses (measured ~16% slower per image at
+// batch 8).
 Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds) {
   const auto t = std::chrono::steady_clock::now();
-  Tensor img = vae.fhat_to_img(f_hat);  // [B, 3, S, S] in [-1, 1]
+  const int64_t B = f_hat.dim(0), per = f_hat.numel() / B;
+  Tensor img;  // [B, 3, S, S]
+  for (int64_t b = 0; b < B; ++b) {
+    Shape one = f_hat.shape();
+    one[0] = 1;
+    Tensor f1 = Tensor::borrow(DType::f32, one, f_hat.data<float>() + b * per, nullptr);  // [1, Cvae, P, P]
+    Tensor i1 = vae.fhat_to_img(f1);                                                     // [1, 3, S, S] in [-1, 1]
+    if (!img.defined()) {
+      Shape all = i1.shape();
+      all[0] = B;
+      img = Tensor::empty(DType::f32, all);
+    }
+    std::memcpy(img.data<float>() + b * i1.numel(), i1.raw(), i1.nbytes());
+  }
   float* p = img.data<float>();
   for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
   *seconds += seconds_since(t);
