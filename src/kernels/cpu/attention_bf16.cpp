@@ -84,7 +84,7 @@ VARCODE_AVX512BF16 void softmax_rows(const float* scores, int64_t ld, int64_t nq
     __m512 sum = _mm512_setzero_ps();
     for (j = 0; j < n; j += 16) {
       const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      const __m512 x = bf16::exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv));
+      const __m512 x = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv));
       sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(valid, x));
       _mm512_storeu_ps(e + j, _mm512_maskz_mov_ps(valid, x));  // e has room for n rounded to 16
     }

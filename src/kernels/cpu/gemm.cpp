@@ -12,6 +12,7 @@
 #include "kernels/cpu/dnnl_context.hpp"
 #include "kernels/cpu/fast_math.hpp"
 #include "kernels/cpu/gemm_bf16.hpp"
+#include "kernels/cpu/gemm_f32.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -40,6 +41,7 @@ struct Linear::Impl {
   dnnl::memory::desc packed_md;                                    // the weights in the layout the kernels want
   std::shared_ptr<void> packed;                                    // owned bytes of packed_md
   std::unique_ptr<Bf16Gemm> bf16_gemm;                             // set instead of the above on the avx512bf16 backend
+  std::unique_ptr<F32Gemm> f32_gemm;                               // set instead of the above on the avx512f32 backend
 };
 
 namespace {
@@ -69,22 +71,24 @@ dnnl::inner_product_forward::primitive_desc make_pd(int64_t m, int64_t k, int64_
   return dnnl::inner_product_forward::primitive_desc(desc, attr, dnnl_engine());
 }
 
-// The backend for a bf16 layer when the caller leaves it open: VARCODE_GEMM, else the
-// hand-written kernel where the CPU runs it (measured faster than oneDNN 2.6 here, issue #5).
-GemmBackend default_backend_once() {
-  static const GemmBackend b = [] {
+// The backend for a layer when the caller leaves it open: oneDNN if VARCODE_GEMM=onednn, else the
+// hand-written kernel for the weight dtype where the CPU runs it (both measured faster than
+// oneDNN 2.6 here, issue #5).
+GemmBackend default_backend(DType weight_dtype) {
+  static const bool force_onednn = [] {
     const char* env = std::getenv("VARCODE_GEMM");
     const std::string v = env ? env : "";
-    if (v == "onednn") return GemmBackend::onednn;
-    if (!v.empty() && v != "avx512bf16" && v != "auto")
-      throw Error("VARCODE_GEMM must be onednn, avx512bf16 or auto, got '" + v + "'");
-    return Bf16Gemm::supported() ? GemmBackend::avx512bf16 : GemmBackend::onednn;
+    if (!v.empty() && v != "onednn" && v != "auto") throw Error("VARCODE_GEMM must be onednn or auto, got '" + v + "'");
+    return v == "onednn";
   }();
-  return b;
+  if (force_onednn) return GemmBackend::onednn;
+  if (weight_dtype == DType::bf16 && Bf16Gemm::supported()) return GemmBackend::avx512bf16;
+  if (weight_dtype == DType::f32 && F32Gemm::supported()) return GemmBackend::avx512f32;
+  return GemmBackend::onednn;
 }
 }  // namespace
 
-GemmBackend default_bf16_backend() { return default_backend_once(); }
+GemmBackend default_bf16_backend() { return default_backend(DType::bf16); }
 
 Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::move(bias)) {
   using tag = dnnl::memory::format_tag;
@@ -98,10 +102,15 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
     if (bias_.dtype() != DType::f32) bias_ = bias_.to(DType::f32);
   }
   impl_ = std::make_unique<Impl>();
-  if (backend == GemmBackend::automatic) backend = dtype_ == DType::bf16 ? default_backend_once() : GemmBackend::onednn;
+  if (backend == GemmBackend::automatic) backend = default_backend(dtype_);
   if (backend == GemmBackend::avx512bf16) {
     if (dtype_ != DType::bf16) throw Error("Linear: the avx512bf16 backend needs bf16 weights");
     impl_->bf16_gemm = std::make_unique<Bf16Gemm>(static_cast<const uint16_t*>(weight.raw()), n_, k_);
+    return;
+  }
+  if (backend == GemmBackend::avx512f32) {
+    if (dtype_ != DType::f32) throw Error("Linear: the avx512f32 backend needs f32 weights");
+    impl_->f32_gemm = std::make_unique<F32Gemm>(static_cast<const float*>(weight.raw()), n_, k_);
     return;
   }
   // Pack once: the stored [N, K] (PyTorch's [out, in]) is reordered into the kernels' blocked
@@ -129,11 +138,15 @@ Linear& Linear::operator=(Linear&&) noexcept = default;
 
 size_t Linear::packed_bytes() const {
   if (!impl_) return 0;
-  return impl_->bf16_gemm ? impl_->bf16_gemm->packed_bytes() : impl_->packed_md.get_size();
+  if (impl_->bf16_gemm) return impl_->bf16_gemm->packed_bytes();
+  if (impl_->f32_gemm) return impl_->f32_gemm->packed_bytes();
+  return impl_->packed_md.get_size();
 }
 
 GemmBackend Linear::backend() const {
-  return impl_ && impl_->bf16_gemm ? GemmBackend::avx512bf16 : GemmBackend::onednn;
+  if (impl_ && impl_->bf16_gemm) return GemmBackend::avx512bf16;
+  if (impl_ && impl_->f32_gemm) return GemmBackend::avx512f32;
+  return GemmBackend::onednn;
 }
 
 void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) const {
@@ -141,6 +154,10 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   const bool has_bias = bias_.defined() && bias_.numel() != 0;
   if (impl_->bf16_gemm) {
     impl_->bf16_gemm->forward(x, m, has_bias ? bias_.data<float>() : nullptr, y, epilogue == Epilogue::gelu_tanh);
+    return;
+  }
+  if (impl_->f32_gemm) {
+    impl_->f32_gemm->forward(x, m, has_bias ? bias_.data<float>() : nullptr, y, epilogue == Epilogue::gelu_tanh);
     return;
   }
   const auto& eng = dnnl_engine();

@@ -1,4 +1,5 @@
-// Linear layers (y = x W^T + b) on oneDNN matmul, weights kept in PyTorch's [out, in] layout.
+// Linear layers (y = x W^T + b) on hand-written AVX-512 GEMMs or oneDNN's inner product, weights
+// given in PyTorch's [out, in] layout.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,25 +10,26 @@ namespace varcode::kernels::cpu {
 
 enum class Epilogue { none, gelu_tanh };
 
-// Which kernels run a bf16 layer. automatic: VARCODE_GEMM (onednn | avx512bf16) if set, else the
-// hand-written AVX512-BF16 GEMM (gemm_bf16.hpp) where the CPU has it, else oneDNN. f32 weights
-// always run on oneDNN.
-enum class GemmBackend { automatic, onednn, avx512bf16 };
+// Which kernels run a layer. automatic: oneDNN if VARCODE_GEMM=onednn, else the hand-written
+// GEMM for the weight dtype where the CPU runs it (avx512bf16: gemm_bf16.hpp for bf16 weights,
+// avx512f32: gemm_f32.hpp for f32 weights), else oneDNN.
+enum class GemmBackend { automatic, onednn, avx512bf16, avx512f32 };
 
 // What `automatic` resolves to for bf16 weights on this CPU and environment. The bf16 KV cache
 // (attention.hpp) follows it: VARCODE_GEMM=onednn turns every hand-written bf16 kernel off.
 GemmBackend default_bf16_backend();
 
-// An immutable linear layer. The weight tensor may borrow from a mapped checkpoint; primitives
-// are created per row count on first use and reused (thread-safe). The weight is packed once
-// into oneDNN's blocked layout at construction; the source tensor is not kept. Compute dtype follows the
-// stored weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation, on
-// oneDNN or on the AVX512-BF16 kernel (see GemmBackend).
+// An immutable linear layer. The weight tensor may borrow from a mapped checkpoint: it is packed
+// once at construction into the chosen kernels' layout and not kept. On oneDNN, primitives are
+// created per row count on first use and reused (thread-safe). Compute dtype follows the stored
+// weight: f32 weights run in f32; bf16 weights run bf16 x bf16 -> f32 accumulation (see
+// GemmBackend for which kernels).
 class Linear {
  public:
   Linear();
-  // weight [N, K] (f32 or bf16), bias [N] f32 or undefined. Asking for avx512bf16 on a CPU
-  // without it, or for f32 weights, throws.
+  // weight [N, K] (f32 or bf16), bias [N] f32 or undefined. Asking for a hand-written backend on
+  // a CPU without its instructions, or for the other dtype's (avx512bf16 for f32 weights,
+  // avx512f32 for bf16), throws.
   Linear(Tensor weight, Tensor bias, GemmBackend backend = GemmBackend::automatic);
   ~Linear();
   Linear(Linear&&) noexcept;
@@ -36,7 +38,7 @@ class Linear {
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
   DType dtype() const { return dtype_; }
-  GemmBackend backend() const;  // onednn or avx512bf16 (never automatic)
+  GemmBackend backend() const;  // onednn, avx512bf16 or avx512f32 (never automatic)
   size_t packed_bytes() const;
 
   // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).
