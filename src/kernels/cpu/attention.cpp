@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/f32_micro.hpp"
 #include "kernels/cpu/fast_math.hpp"
+#include "kernels/cpu/gemm_f32.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -115,6 +117,71 @@ VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt
   for (int64_t i = 0; i < nq; ++i)
     for (int64_t c = 0; c < 4; ++c) STORE16(out + i * ldo + c * 16, o[i][c] * inv[i]);
 }
+
+#if defined(__x86_64__)
+// Rows [0, nq) of scores [nq, ld] (n valid) -> softmax weights in place.
+VARCODE_AVX512F void softmax_rows_avx512(float* scores, int64_t ld, int64_t nq, int64_t n) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * ld;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      mx = _mm512_mask_max_ps(mx, valid, mx, _mm512_maskz_loadu_ps(valid, s + j));
+    }
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __m512 e = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv)));
+      sum = _mm512_add_ps(sum, e);
+      _mm512_mask_storeu_ps(s + j, valid, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps(s + j, valid, _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, s + j), inv));
+    }
+  }
+}
+
+// attend_tile on the f32 GEMM's micro-kernel (f32_micro.hpp), for up to 6 queries: scores = q K^T
+// reads the transposed keys [64, cap] as 64-key panels at stride cap, out = p V reads the values
+// [cap, 64] as one panel: the broadcast-bound loops above reached ~80 GFLOP/s end to end. Needs
+// cap % 16 == 0 (the last 16-key group of a panel is loaded whole).
+void attend_tile_avx512(const float* q, int64_t nq, const float* kt, const float* v, int64_t cap, int64_t n,
+                        float* scores, int64_t ld, float* out, int64_t ldo) {
+  for (int64_t p0 = 0; p0 < n; p0 += 64) {
+    const int64_t w = std::min<int64_t>(64, n - p0);
+    const f32::Tile t{.a = q,
+                      .lda = D,
+                      .b = kt + p0,
+                      .kc = D,
+                      .c = scores + p0,
+                      .ldc = ld,
+                      .bias = nullptr,
+                      .tail = static_cast<__mmask16>(w % 16 == 0 ? 0xffff : (1u << (w % 16)) - 1),
+                      .first = true,
+                      .last = true,
+                      .gelu = false,
+                      .ldb = cap};
+    f32::micro_tile(nq, (w + 15) / 16, t);
+  }
+  softmax_rows_avx512(scores, ld, nq, n);
+  const f32::Tile t{.a = scores,
+                    .lda = ld,
+                    .b = v,
+                    .kc = n,
+                    .c = out,
+                    .ldc = ldo,
+                    .bias = nullptr,
+                    .tail = 0xffff,
+                    .first = true,
+                    .last = true,
+                    .gelu = false,
+                    .ldb = D};
+  f32::micro_tile(nq, f32::kNr, t);
+}
+#endif
 }  // namespace
 
 void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
@@ -125,11 +192,17 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
   if (q.size() < static_cast<size_t>(R * H * l * D)) q.resize(static_cast<size_t>(R * H * l * D));
   float* const qp = q.data();  // thread_local: resolve it here, not in the worker threads
   fill_cache(qkv, l, p0, scale_mul_h, cache, qp);
+#if defined(__x86_64__)
+  const bool micro = cap % 16 == 0 && F32Gemm::supported();
+#else
+  const bool micro = false;
+#endif
+  const int64_t tile_max = micro ? f32::kMr : kQueryTile;
   // Query tiles never straddle two scales (their key limits differ).
   std::vector<std::pair<int64_t, int64_t>> tiles;  // (first query, count)
   for (int64_t t = 0; t < l;) {
     int64_t n = 1;
-    while (n < kQueryTile && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
+    while (n < tile_max && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
     tiles.emplace_back(t, n);
     t += n;
   }
@@ -138,15 +211,24 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
   const int64_t ntiles = static_cast<int64_t>(tiles.size());
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(kQueryTile * max_keys));
+    const int64_t ld = (max_keys + 15) / 16 * 16;
+    std::vector<float> scores(static_cast<size_t>(tile_max * ld));
 #pragma omp for collapse(3) schedule(dynamic, 4)
     for (int64_t r = 0; r < R; ++r)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t ti = 0; ti < ntiles; ++ti) {
           const auto [t0, nq] = tiles[static_cast<size_t>(ti)];
-          attend_tile(qp + ((r * H + h) * l + t0) * D, nq, cache.k + (r * H + h) * D * cap,
-                      cache.v + (r * H + h) * cap * D, cap, key_limit[t0], scores.data(),
-                      out + (r * l + t0) * C + h * D, C);
+          const float* q_tile = qp + ((r * H + h) * l + t0) * D;  // [nq, 64]
+          const float* kt = cache.k + (r * H + h) * D * cap;      // [64, cap]
+          const float* v = cache.v + (r * H + h) * cap * D;       // [cap, 64]
+          float* o = out + (r * l + t0) * C + h * D;              // [nq, C] at head h
+#if defined(__x86_64__)
+          if (micro) {
+            attend_tile_avx512(q_tile, nq, kt, v, cap, key_limit[t0], scores.data(), ld, o, C);
+            continue;
+          }
+#endif
+          attend_tile(q_tile, nq, kt, v, cap, key_limit[t0], scores.data(), o, C);
         }
   }
 }

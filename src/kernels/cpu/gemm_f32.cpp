@@ -27,88 +27,19 @@
 #include <cstdlib>
 #include <string>
 
+#include "kernels/cpu/f32_micro.hpp"
 #include "varcode/error.hpp"
-
-#if defined(__x86_64__)
-#include "kernels/cpu/avx512_math.hpp"
-#endif
 
 namespace varcode::kernels::cpu {
 
 namespace {
-constexpr int64_t kNr = 4;            // zmm (16 columns each) per panel
-constexpr int64_t kPanel = kNr * 16;  // columns per panel
-constexpr int64_t kMr = 6;            // rows per micro-tile
-constexpr int64_t kKc = 1024;         // K per cache block of a panel
+using f32::kMr;
+using f32::kPanel;
+constexpr int64_t kKc = 1024;  // K per cache block of a panel
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
 #if defined(__x86_64__)
-// One micro-tile's operands.
-struct Tile {
-  const float* a;  // [MR, lda] rows of x, at the block's first k
-  int64_t lda;     // elements between rows of a
-  const float* b;  // [kc][NR * 16]: the panel's block, 64-byte aligned
-  int64_t kc;
-  float* c;  // [MR, ldc] output at the panel's first column
-  int64_t ldc;
-  const float* bias;  // [NR * 16] at the panel's first column, or null
-  __mmask16 tail;     // valid lanes of the last 16-column group (N tail)
-  bool first, last, gelu;
-};
-
-template <int MR, int NR>
-VARCODE_AVX512F void micro(const Tile& t) {
-  __m512 acc[MR][NR];
-  __mmask16 mask[NR];
-#pragma GCC unroll 4
-  for (int j = 0; j < NR; ++j) mask[j] = j == NR - 1 ? t.tail : static_cast<__mmask16>(0xffff);
-  if (t.first) {
-    // The first K block starts from the bias (or zero); later blocks from the partial sums.
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const __m512 b0 = t.bias ? _mm512_maskz_loadu_ps(mask[j], t.bias + 16 * j) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i][j] = b0;
-    }
-  } else {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_maskz_loadu_ps(mask[j], t.c + i * t.ldc + 16 * j);
-  }
-  const float* b = t.b;  // [kc][NR * 16]
-  const float* a = t.a;  // [MR, lda]
-  for (int64_t kk = 0; kk < t.kc; ++kk, b += NR * 16, ++a) {
-    __m512 bv[NR];
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) bv[j] = _mm512_load_ps(b + 16 * j);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * t.lda]);  // x[i, k] in every column lane
-#pragma GCC unroll 4
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < NR; ++j) {
-      const __m512 v = t.last && t.gelu ? gelu512(acc[i][j]) : acc[i][j];
-      _mm512_mask_storeu_ps(t.c + i * t.ldc + 16 * j, mask[j], v);
-    }
-}
-
-using MicroFn = void (*)(const Tile&);
-
-template <int MR>
-constexpr std::array<MicroFn, kNr> micro_row() {
-  return {&micro<MR, 1>, &micro<MR, 2>, &micro<MR, 3>, &micro<MR, 4>};
-}
-// [rows - 1][16-column groups - 1]: the tails of M and N get their own unrolled kernels.
-constexpr std::array<std::array<MicroFn, kNr>, kMr> kMicro = {micro_row<1>(), micro_row<2>(), micro_row<3>(),
-                                                              micro_row<4>(), micro_row<5>(), micro_row<6>()};
-
 // Rows [r0, r1) of panel p: the K blocks outside, so one block of the panel serves every row
 // block from cache before the next block is read.
 void run_tile(const float* x, int64_t k, const float* packed, int64_t n, int64_t p, int64_t r0, int64_t r1,
@@ -126,18 +57,19 @@ void run_tile(const float* x, int64_t k, const float* packed, int64_t n, int64_t
     const int64_t k0 = kb * kKc, k1 = std::min(k, k0 + kKc);
     for (int64_t bi = 0, i = r0; bi < blocks; ++bi) {
       const int64_t rows = base + (bi < taller ? 1 : 0);
-      const Tile t{.a = x + i * k + k0,
-                   .lda = k,
-                   .b = panel + k0 * groups * 16,
-                   .kc = k1 - k0,
-                   .c = y + i * n + n0,
-                   .ldc = n,
-                   .bias = bias ? bias + n0 : nullptr,
-                   .tail = tail,
-                   .first = k0 == 0,
-                   .last = kb == k_blocks - 1,
-                   .gelu = gelu};
-      kMicro[static_cast<size_t>(rows - 1)][static_cast<size_t>(groups - 1)](t);
+      const f32::Tile t{.a = x + i * k + k0,
+                        .lda = k,
+                        .b = panel + k0 * groups * 16,
+                        .kc = k1 - k0,
+                        .c = y + i * n + n0,
+                        .ldc = n,
+                        .bias = bias ? bias + n0 : nullptr,
+                        .tail = tail,
+                        .first = k0 == 0,
+                        .last = kb == k_blocks - 1,
+                        .gelu = gelu,
+                        .ldb = groups * 16};
+      f32::micro_tile(rows, groups, t);
       i += rows;
     }
   }
