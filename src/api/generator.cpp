@@ -25,8 +25,8 @@ struct Generator::Impl {
 };
 
 int64_t Generator::memory_per_image() const {
-  // f32 KV caches of both CFG rows over every position, plus the widest scale's
-  // activations
+  // f32 KV caches (bf16 ones take half: the estimate errs on the safe side) of both CFG rows over every position, plus
+  // the widest scale's activations
   // (~12 C floats per row), for the larger stage (the drafter's state is freed
   // before the refiner's is made); plus the VQ-VAE decoder's full-resolution
   // feature maps (~4 alive).
@@ -180,7 +180,7 @@ Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* secon
     Shape one = f_hat.shape();
     one[0] = 1;
     Tensor f1 = Tensor::borrow(DType::f32, one, f_hat.data<float>() + b * per, nullptr);  // [1, Cvae, P, P]
-    Tensor i1 = vae.fhat_to_img(f1);                                                     // [1, 3, S, S] in [-1, 1]
+    Tensor i1 = vae.fhat_to_img(f1);                                                      // [1, 3, S, S] in [-1, 1]
     if (!img.defined()) {
       Shape all = i1.shape();
       all[0] = B;
