@@ -15,30 +15,14 @@ namespace {
 constexpr int64_t D = KvView::kHeadDim;
 constexpr int64_t kQueryTile = 4;  // queries sharing each key/value load
 
-inline float head_scale(const float* scale_mul_h, int64_t h) {
-  return std::exp(std::min(scale_mul_h[h], static_cast<float>(std::log(100.0))));
-}
-
 // Writes normalised k (transposed: [64, capacity] per row and head, so that scores vectorise over
 // keys) and v of the new tokens into the cache, and the normalised, scaled q into q_out
 // [R, H, l, D].
 void fill_cache(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, KvView cache, float* q_out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
-#pragma omp parallel for collapse(3) if (R * l * H > 8)
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t t = 0; t < l; ++t)
-      for (int64_t h = 0; h < H; ++h) {
-        const float* row = qkv + (r * l + t) * 3 * C;
-        const float* q = row + h * D;
-        const float* k = row + C + h * D;
-        const float* v = row + 2 * C + h * D;
-        float qn = 0, kn = 0;
-        for (int64_t d = 0; d < D; ++d) {
-          qn += q[d] * q[d];
-          kn += k[d] * k[d];
-        }
-        const float qs = head_scale(scale_mul_h, h) / std::max(std::sqrt(qn), 1e-12f);
-        const float ks = 1.0f / std::max(std::sqrt(kn), 1e-12f);
+  const int64_t H = cache.heads, cap = cache.capacity;
+  detail::for_each_new_head(
+      qkv, cache.rows, l, H, scale_mul_h,
+      [&](int64_t r, int64_t t, int64_t h, const float* q, const float* k, const float* v, float qs, float ks) {
         float* kt = cache.k + (r * H + h) * D * cap + p0 + t;    // column p0 + t of [D, cap]
         float* vr = cache.v + ((r * H + h) * cap + p0 + t) * D;  // row p0 + t of [cap, D]
         float* qo = q_out + ((r * H + h) * l + t) * D;
@@ -47,7 +31,7 @@ void fill_cache(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_
           kt[d * cap] = k[d] * ks;
           vr[d] = v[d];
         }
-      }
+      });
 }
 
 // 16 floats as one value: GCC lowers it to a zmm register in the AVX-512 clone and to narrower
@@ -119,31 +103,6 @@ VARCODE_SIMD_CLONES void attend_tile(const float* q, int64_t nq, const float* kt
 }
 
 #if defined(__x86_64__)
-// Rows [0, nq) of scores [nq, ld] (n valid) -> softmax weights in place.
-VARCODE_AVX512F void softmax_rows_avx512(float* scores, int64_t ld, int64_t nq, int64_t n) {
-  for (int64_t i = 0; i < nq; ++i) {
-    float* s = scores + i * ld;
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      mx = _mm512_mask_max_ps(mx, valid, mx, _mm512_maskz_loadu_ps(valid, s + j));
-    }
-    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      const __m512 e = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv)));
-      sum = _mm512_add_ps(sum, e);
-      _mm512_mask_storeu_ps(s + j, valid, e);
-    }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      _mm512_mask_storeu_ps(s + j, valid, _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, s + j), inv));
-    }
-  }
-}
-
 // attend_tile on the f32 GEMM's micro-kernel (f32_micro.hpp), for up to 6 queries: scores = q K^T
 // reads the transposed keys [64, cap] as 64-key panels at stride cap, out = p V reads the values
 // [cap, 64] as one panel: the broadcast-bound loops above reached ~80 GFLOP/s end to end. Needs
@@ -166,7 +125,7 @@ void attend_tile_avx512(const float* q, int64_t nq, const float* kt, const float
                       .ldb = cap};
     f32::micro_tile(nq, (w + 15) / 16, t);
   }
-  softmax_rows_avx512(scores, ld, nq, n);
+  softmax_rows(scores, ld, nq, n);
   const f32::Tile t{.a = scores,
                     .lda = ld,
                     .b = v,

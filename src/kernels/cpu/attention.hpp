@@ -1,6 +1,8 @@
 // VAR's l2-normalised self-attention over a KV cache (spec §3.4), one pass per query: no [L, L]
 // score matrix is ever materialised.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace varcode::kernels::cpu {
@@ -37,6 +39,33 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
 // The bf16-cache form, which l2norm_attention dispatches to (attention_bf16.cpp).
 void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
                            KvView cache, float* out);
+
+namespace detail {
+// Calls fn(r, t, h, q, k, v, q_scale, k_scale) for every new token's head, in parallel: q, k, v
+// point into qkv [R, l, 3C]; the scales l2-normalise q and k, q's times the head scale
+// exp(min(scale_mul[h], ln 100)). Both cache forms fill through it.
+template <typename Fn>
+void for_each_new_head(const float* qkv, int64_t R, int64_t l, int64_t H, const float* scale_mul_h, Fn fn) {
+  constexpr int64_t D = KvView::kHeadDim;
+  const int64_t C = H * D;
+#pragma omp parallel for collapse(3) if (R * l * H > 8)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t t = 0; t < l; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const float* row = qkv + (r * l + t) * 3 * C;
+        const float* q = row + h * D;
+        const float* k = row + C + h * D;
+        float qn = 0, kn = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          qn += q[d] * q[d];
+          kn += k[d] * k[d];
+        }
+        const float head_scale = std::exp(std::min(scale_mul_h[h], static_cast<float>(std::log(100.0))));
+        fn(r, t, h, q, k, row + 2 * C + h * D, head_scale / std::max(std::sqrt(qn), 1e-12f),
+           1.0f / std::max(std::sqrt(kn), 1e-12f));
+      }
+}
+}  // namespace detail
 
 // Naive reference (f32 cache): materialises the scores per query, double accumulation.
 void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,

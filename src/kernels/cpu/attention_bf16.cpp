@@ -40,23 +40,10 @@ inline int64_t v_index(int64_t j, int64_t d) { return ((j / 2) * D + d) * 2 + j 
 // Normalised k and v of the new tokens into the cache; normalised, scaled q into q_out
 // [R, H, l, 64] bf16.
 void fill_cache_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, KvView cache, uint16_t* q_out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
-#pragma omp parallel for collapse(3) if (R * l * H > 8)
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t t = 0; t < l; ++t)
-      for (int64_t h = 0; h < H; ++h) {
-        const float* row = qkv + (r * l + t) * 3 * C;
-        const float* q = row + h * D;
-        const float* k = row + C + h * D;
-        const float* v = row + 2 * C + h * D;
-        float qn = 0, kn = 0;
-        for (int64_t d = 0; d < D; ++d) {
-          qn += q[d] * q[d];
-          kn += k[d] * k[d];
-        }
-        const float head_scale = std::exp(std::min(scale_mul_h[h], static_cast<float>(std::log(100.0))));
-        const float qs = head_scale / std::max(std::sqrt(qn), 1e-12f);
-        const float ks = 1.0f / std::max(std::sqrt(kn), 1e-12f);
+  const int64_t H = cache.heads, cap = cache.capacity;
+  detail::for_each_new_head(
+      qkv, cache.rows, l, H, scale_mul_h,
+      [&](int64_t r, int64_t t, int64_t h, const float* q, const float* k, const float* v, float qs, float ks) {
         uint16_t* kc = cache.k16 + (r * H + h) * cap * D;  // this row and head's panels
         uint16_t* vc = cache.v16 + (r * H + h) * cap * D;
         uint16_t* qo = q_out + ((r * H + h) * l + t) * D;
@@ -66,41 +53,24 @@ void fill_cache_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale
           kc[k_index(j, d)] = to_bf16(k[d] * ks);
           vc[v_index(j, d)] = to_bf16(v[d]);
         }
-      }
+      });
 }
 
 #if defined(__x86_64__)
-// Rows [0, nq) of scores [nq, ld] (n valid) -> probabilities [nq, n_even] bf16, the odd pad zero.
-VARCODE_AVX512BF16 void softmax_rows(const float* scores, int64_t ld, int64_t nq, int64_t n, float* e, uint16_t* probs,
-                                     int64_t n_even) {
-  for (int64_t i = 0; i < nq; ++i) {
-    const float* s = scores + i * ld;
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + j));
-    float m = _mm512_reduce_max_ps(mx);
-    for (; j < n; ++j) m = std::max(m, s[j]);
-    const __m512 mv = _mm512_set1_ps(m);
-    __m512 sum = _mm512_setzero_ps();
-    for (j = 0; j < n; j += 16) {
+// Softmax weights [nq, ld] (n valid) -> bf16 [nq, n_even], the odd pad zero.
+VARCODE_AVX512BF16 void to_bf16_rows(const float* p, int64_t ld, int64_t nq, int64_t n, uint16_t* out, int64_t n_even) {
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t j = 0; j < n_even; j += 16) {
       const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      const __m512 x = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv));
-      sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(valid, x));
-      _mm512_storeu_ps(e + j, _mm512_maskz_mov_ps(valid, x));  // e has room for n rounded to 16
+      const __mmask16 store = static_cast<__mmask16>(n_even - j >= 16 ? 0xffff : (1u << (n_even - j)) - 1);
+      const __m256bh pb = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(valid, p + i * ld + j));
+      _mm256_mask_storeu_epi16(out + i * n_even + j, store, (__m256i)pb);
     }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    uint16_t* p = probs + i * n_even;
-    for (j = 0; j < n_even; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n_even - j >= 16 ? 0xffff : (1u << (n_even - j)) - 1);
-      const __m256bh pb = _mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(e + j), inv));
-      _mm256_mask_storeu_epi16(p + j, valid, (__m256i)pb);
-    }
-  }
 }
 
 // nq (<= 6) queries of one row and head against keys [0, n).
 void attend_tile_bf16(const uint16_t* q, int64_t nq, const uint16_t* kc, const uint16_t* vc, int64_t n, float* scores,
-                      float* e, uint16_t* probs, float* out, int64_t ldo) {
+                      uint16_t* probs, float* out, int64_t ldo) {
   const int64_t panels = (n + 63) / 64, ld = panels * 64, n_even = (n + 1) / 2 * 2;
   for (int64_t p = 0; p < panels; ++p) {  // scores [nq, ld]: whole panels, the columns past n unused
     const bf16::Tile t{.a = q,
@@ -116,7 +86,8 @@ void attend_tile_bf16(const uint16_t* q, int64_t nq, const uint16_t* kc, const u
                        .gelu = false};
     bf16::micro_tile(nq, bf16::kNr, t);
   }
-  softmax_rows(scores, ld, nq, n, e, probs, n_even);
+  softmax_rows(scores, ld, nq, n);
+  to_bf16_rows(scores, ld, nq, n, probs, n_even);
   const bf16::Tile t{.a = probs,
                      .lda = n_even,
                      .b = vc,
@@ -157,7 +128,7 @@ void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float*
   const int64_t ld = (max_keys + 63) / 64 * 64, ntiles = static_cast<int64_t>(tiles.size());
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(kQueryTile * ld)), e(static_cast<size_t>(ld));
+    std::vector<float> scores(static_cast<size_t>(kQueryTile * ld));
     std::vector<uint16_t> probs(static_cast<size_t>(kQueryTile * ld));
 #pragma omp for collapse(3) schedule(dynamic, 4)
     for (int64_t r = 0; r < R; ++r)
@@ -166,7 +137,7 @@ void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float*
           const auto [t0, nq] = tiles[static_cast<size_t>(ti)];
           const int64_t base = (r * H + h) * cap * D;
           attend_tile_bf16(qp + ((r * H + h) * l + t0) * D, nq, cache.k16 + base, cache.v16 + base, key_limit[t0],
-                           scores.data(), e.data(), probs.data(), out + (r * l + t0) * C + h * D, C);
+                           scores.data(), probs.data(), out + (r * l + t0) * C + h * D, C);
         }
   }
 #else

@@ -12,6 +12,9 @@
 #endif
 #include <immintrin.h>
 
+#include <cmath>
+#include <cstdint>
+
 // The least a helper here needs; callers' attributes are supersets, so the helpers inline.
 #define VARCODE_AVX512F __attribute__((target("avx512f")))
 
@@ -43,6 +46,31 @@ VARCODE_AVX512F inline __m512 gelu512(__m512 x) {
       _mm512_mul_ps(x, _mm512_fmadd_ps(x2, _mm512_set1_ps(0.7978845608f * 0.044715f), _mm512_set1_ps(0.7978845608f)));
   const __m512 e = exp512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
   return _mm512_div_ps(x, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+}
+
+// Rows [0, nq) of scores [nq, ld] (n valid) -> softmax weights in place (the attention kernels).
+VARCODE_AVX512F inline void softmax_rows(float* scores, int64_t ld, int64_t nq, int64_t n) {
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * ld;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      mx = _mm512_mask_max_ps(mx, valid, mx, _mm512_maskz_loadu_ps(valid, s + j));
+    }
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __m512 e = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv)));
+      sum = _mm512_add_ps(sum, e);
+      _mm512_mask_storeu_ps(s + j, valid, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      _mm512_mask_storeu_ps(s + j, valid, _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, s + j), inv));
+    }
+  }
 }
 
 }  // namespace varcode::kernels::cpu
