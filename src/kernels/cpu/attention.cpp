@@ -143,6 +143,20 @@ void attend_tile_avx512(const float* q, int64_t nq, const float* kt, const float
 #endif
 }  // namespace
 
+namespace detail {
+QueryTiles query_tiles(const int* key_limit, int64_t l, int64_t max_tile) {
+  QueryTiles q;
+  for (int64_t t = 0; t < l;) {
+    int64_t n = 1;
+    while (n < max_tile && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
+    q.tiles.emplace_back(t, n);
+    t += n;
+  }
+  for (int64_t t = 0; t < l; ++t) q.max_keys = std::max<int64_t>(q.max_keys, key_limit[t]);
+  return q;
+}
+}  // namespace detail
+
 void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
                       KvView cache, float* out) {
   if (cache.k16) return l2norm_attention_bf16(qkv, l, p0, scale_mul_h, key_limit, cache, out);
@@ -157,16 +171,7 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
   const bool micro = false;
 #endif
   const int64_t tile_max = micro ? f32::kMr : kQueryTile;
-  // Query tiles never straddle two scales (their key limits differ).
-  std::vector<std::pair<int64_t, int64_t>> tiles;  // (first query, count)
-  for (int64_t t = 0; t < l;) {
-    int64_t n = 1;
-    while (n < tile_max && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
-    tiles.emplace_back(t, n);
-    t += n;
-  }
-  int max_keys = 0;
-  for (int64_t t = 0; t < l; ++t) max_keys = std::max(max_keys, key_limit[t]);
+  const auto [tiles, max_keys] = detail::query_tiles(key_limit, l, tile_max);
   const int64_t ntiles = static_cast<int64_t>(tiles.size());
 #pragma omp parallel
   {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace varcode::kernels::cpu {
 
@@ -41,6 +43,14 @@ void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float*
                            KvView cache, float* out);
 
 namespace detail {
+// The new tokens' queries in tiles of up to max_tile consecutive tokens that share a key limit (a
+// tile never straddles two scales), and the largest key limit.
+struct QueryTiles {
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // (first query, count)
+  int64_t max_keys = 0;
+};
+QueryTiles query_tiles(const int* key_limit, int64_t l, int64_t max_tile);
+
 // Calls fn(r, t, h, q, k, v, q_scale, k_scale) for every new token's head, in parallel: q, k, v
 // point into qkv [R, l, 3C]; the scales l2-normalise q and k, q's times the head scale
 // exp(min(scale_mul[h], ln 100)). Both cache forms fill through it.

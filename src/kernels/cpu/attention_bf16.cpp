@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/bf16_micro.hpp"
+#include "kernels/cpu/fast_math.hpp"
 #include "kernels/cpu/gemm_bf16.hpp"
 #include "varcode/error.hpp"
 
@@ -24,14 +25,6 @@ namespace {
 constexpr int64_t D = KvView::kHeadDim;
 constexpr int64_t kPanelElems = 64 * D;  // one 64-key panel of K: [32][64][2]
 constexpr int64_t kQueryTile = bf16::kMr;
-
-// Round to nearest even (finite values only: the activations here are).
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
 
 // Element (j, d) of one row and head's keys / values in the bf16 layouts.
 inline int64_t k_index(int64_t j, int64_t d) { return ((j / 64) * (D / 2) + d / 2) * 128 + (j % 64) * 2 + d % 2; }
@@ -49,9 +42,9 @@ void fill_cache_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale
         uint16_t* qo = q_out + ((r * H + h) * l + t) * D;
         const int64_t j = p0 + t;
         for (int64_t d = 0; d < D; ++d) {
-          qo[d] = to_bf16(q[d] * qs);
-          kc[k_index(j, d)] = to_bf16(k[d] * ks);
-          vc[v_index(j, d)] = to_bf16(v[d]);
+          qo[d] = bf16_round_finite(q[d] * qs);
+          kc[k_index(j, d)] = bf16_round_finite(k[d] * ks);
+          vc[v_index(j, d)] = bf16_round_finite(v[d]);
         }
       });
 }
@@ -61,10 +54,8 @@ void fill_cache_bf16(const float* qkv, int64_t l, int64_t p0, const float* scale
 VARCODE_AVX512BF16 void to_bf16_rows(const float* p, int64_t ld, int64_t nq, int64_t n, uint16_t* out, int64_t n_even) {
   for (int64_t i = 0; i < nq; ++i)
     for (int64_t j = 0; j < n_even; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
-      const __mmask16 store = static_cast<__mmask16>(n_even - j >= 16 ? 0xffff : (1u << (n_even - j)) - 1);
-      const __m256bh pb = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(valid, p + i * ld + j));
-      _mm256_mask_storeu_epi16(out + i * n_even + j, store, (__m256i)pb);
+      const __m256bh pb = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(first_lanes(n - j), p + i * ld + j));
+      _mm256_mask_storeu_epi16(out + i * n_even + j, first_lanes(n_even - j), (__m256i)pb);
     }
 }
 
@@ -116,15 +107,7 @@ void l2norm_attention_bf16(const float* qkv, int64_t l, int64_t p0, const float*
   if (q.size() < static_cast<size_t>(R * H * l * D)) q.resize(static_cast<size_t>(R * H * l * D));
   uint16_t* const qp = q.data();  // thread_local: resolve it here, not in the worker threads
   fill_cache_bf16(qkv, l, p0, scale_mul_h, cache, qp);
-  std::vector<std::pair<int64_t, int64_t>> tiles;  // (first query, count): never across two scales
-  for (int64_t t = 0; t < l;) {
-    int64_t n = 1;
-    while (n < kQueryTile && t + n < l && key_limit[t + n] == key_limit[t]) ++n;
-    tiles.emplace_back(t, n);
-    t += n;
-  }
-  int64_t max_keys = 0;
-  for (int64_t t = 0; t < l; ++t) max_keys = std::max<int64_t>(max_keys, key_limit[t]);
+  const auto [tiles, max_keys] = detail::query_tiles(key_limit, l, kQueryTile);
   const int64_t ld = (max_keys + 63) / 64 * 64, ntiles = static_cast<int64_t>(tiles.size());
 #pragma omp parallel
   {

@@ -48,26 +48,29 @@ VARCODE_AVX512F inline __m512 gelu512(__m512 x) {
   return _mm512_div_ps(x, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
 }
 
+// The first min(count, 16) lanes (count >= 1): the valid part of a 16-float step over a row.
+inline __mmask16 first_lanes(int64_t count) { return static_cast<__mmask16>(count >= 16 ? 0xffff : (1u << count) - 1); }
+
 // Rows [0, nq) of scores [nq, ld] (n valid) -> softmax weights in place (the attention kernels).
 VARCODE_AVX512F inline void softmax_rows(float* scores, int64_t ld, int64_t nq, int64_t n) {
   for (int64_t i = 0; i < nq; ++i) {
     float* s = scores + i * ld;
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __mmask16 valid = first_lanes(n - j);
       mx = _mm512_mask_max_ps(mx, valid, mx, _mm512_maskz_loadu_ps(valid, s + j));
     }
     const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __mmask16 valid = first_lanes(n - j);
       const __m512 e = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, s + j), mv)));
       sum = _mm512_add_ps(sum, e);
       _mm512_mask_storeu_ps(s + j, valid, e);
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 valid = static_cast<__mmask16>(n - j >= 16 ? 0xffff : (1u << (n - j)) - 1);
+      const __mmask16 valid = first_lanes(n - j);
       _mm512_mask_storeu_ps(s + j, valid, _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, s + j), inv));
     }
   }

@@ -39,4 +39,13 @@ inline float exp_approx(float x) {
   return e * scale;
 }
 
+// f32 -> bf16, round to nearest even, for finite values (activations): no NaN branch, so loops over
+// it vectorise. varcode::f32_to_bf16 (tensor.hpp) is the general one.
+inline uint16_t bf16_round_finite(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
 }  // namespace varcode::kernels::cpu

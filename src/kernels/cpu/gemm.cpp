@@ -205,13 +205,7 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
 namespace {
 VARCODE_SIMD_CLONES void convert_chunk(const float* x, uint16_t* y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, &x[i], 4);
-    // Round to nearest even; activations are finite, so no NaN special case on this path.
-    u += 0x7fffu + ((u >> 16) & 1u);
-    y[i] = static_cast<uint16_t>(u >> 16);
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_round_finite(x[i]);
 }
 }  // namespace
 
