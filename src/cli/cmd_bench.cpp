@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -44,9 +45,11 @@ void register_bench(CLI::App& app) {
                                  "--vae random give random weights at official sizes)");
   add_pipeline_flags(cmd, f->pipe);
   add_sampling_flags(cmd, f->sampling);
-  cmd->add_option("--batch", f->batch, "Images per generate call (default 1)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", f->warmup, "Untimed runs first (default 1)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--runs", f->runs, "Timed runs (default 3)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", f->batch, "Images per generate call (default 1)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("--warmup", f->warmup, "Untimed runs first (default 1)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
+  cmd->add_option("--runs", f->runs, "Timed runs (default 3)")->check(CLI::Range(1, std::numeric_limits<int>::max()));
   cmd->add_option("--seed", f->seed, "Seed (default 0)");
   cmd->add_flag("--json", f->json, "One JSON object on stdout");
   cmd->callback([f] {

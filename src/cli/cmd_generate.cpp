@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -42,14 +43,14 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--per-class", f->per_class, "Images of each --class, side by side in the grid (default 1)")
       ->check(CLI::Range(1, 10000));
   cmd->add_option("--num", f->num, "Images with random classes when --class is not given (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   cmd->add_option("--seed", f->seed, "Seed (default: drawn and printed)")->each([f](const std::string&) {
     f->seed_given = true;
   });
   cmd->add_option("--batch", f->batch,
                   "Images per forward pass (default: chosen from the model and "
                   "the free memory)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   auto* out = cmd->add_option("--out", f->out, "One PNG grid of all images (default generated.png)");
   auto* out_dir = cmd->add_option("--out-dir", f->out_dir, "One PNG per image: DIR/000000.png ...");
   out->excludes(out_dir);

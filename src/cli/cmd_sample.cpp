@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <thread>
 #include <unordered_set>
@@ -312,7 +313,7 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--batch", f->batch,
                   "Images per forward pass, classes mixed (default: chosen from the "
                   "model and the free memory, at most 32)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--shard", f->shard,
                   "I/N: take slice I of N (default: from mpirun's environment, "
                   "else the whole run)");

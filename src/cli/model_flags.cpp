@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 #include "varcode/io.hpp"
 #include "varcode/runtime.hpp"
@@ -27,7 +28,8 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   steps->needs(drafter);
   cmd->add_option("--dtype", f.dtype, "Compute dtype: auto (bf16 where the CPU has it), f32 or bf16")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
-  cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
 }
 
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
