@@ -13,6 +13,10 @@
 
 namespace varcode {
 
+namespace backend {
+class Backend;  // the library's device seam (src/backend/backend.hpp)
+}
+
 // Which files make the pipeline. `model` alone = original VAR; `drafter` +
 // `refiner` + `draft_steps` = collaborative decoding. A path may be a .pth or a
 // .safetensors file.
@@ -79,6 +83,8 @@ struct EditRequest {
 class Generator {
  public:
   static Generator open(const ModelFiles& files, ComputeDType dtype = ComputeDType::f32);
+  // The same on a given backend (the library's device selection and its tests use it).
+  static Generator open(const ModelFiles& files, ComputeDType dtype, std::shared_ptr<const backend::Backend> be);
 
   bool collaborative() const;
   int draft_steps() const;  // number of drafter scales (= num_scales for VAR)

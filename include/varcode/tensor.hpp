@@ -17,6 +17,16 @@ const char* dtype_name(DType dt);
 DType parse_dtype(const std::string& name, const std::string& what);
 
 using Shape = std::vector<int64_t>;
+
+// Where a tensor's bytes live. cpu = host memory. emulated = host memory that a test backend treats
+// as another device's (it proves what crosses between host and device).
+enum class DeviceType : uint8_t { cpu, cuda, emulated };
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+  bool operator==(const Device&) const = default;
+};
+std::string device_name(Device d);          // "cpu", "cuda:0", "emulated:0"
 std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
 // Element count; throws Error when a dim is negative or the product overflows int64.
 int64_t shape_numel(const Shape& shape);
@@ -33,6 +43,13 @@ class Tensor {
   static Tensor borrow(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner);
 
   bool defined() const { return data_ != nullptr; }
+  Device device() const { return device_; }
+  // The same storage tagged as living on `d` (for a backend's allocator; copies nothing).
+  Tensor on(Device d) const {
+    Tensor t = *this;
+    t.device_ = d;
+    return t;
+  }
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const;  // negative i counts from the end
@@ -53,12 +70,18 @@ class Tensor {
 
   // Same storage, new shape (same element count, else Error).
   Tensor reshape(Shape shape) const;
-  // Converted copy (always a fresh buffer, even for the same dtype).
+  // Same storage: entries [begin, begin + count) of the first dimension.
+  Tensor slice(int64_t begin, int64_t count) const;
+  // Same storage and device: its first bytes as a `dtype` tensor of `shape` (which must fit).
+  Tensor view(DType dtype, Shape shape) const;
+  // Converted copy (always a fresh host buffer, even for the same dtype). Host-addressable
+  // tensors only (cpu, emulated).
   Tensor to(DType dtype) const;
   Tensor clone() const { return to(dtype_); }
 
  private:
   DType dtype_ = DType::f32;
+  Device device_;
   Shape shape_;
   int64_t numel_ = 0;
   std::shared_ptr<const void> owner_;

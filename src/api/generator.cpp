@@ -59,42 +59,48 @@ int Generator::suggested_batch(int64_t available_bytes) const {
 namespace {
 // "random:dNN" / "random" stand for random weights at the official sizes
 // (benchmarks).
-std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType dt) {
+std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType dt,
+                                                const std::shared_ptr<const backend::Backend>& be) {
   if (path.rfind("random:", 0) == 0) {
     model::RandomVarSpec spec = model::parse_random_var(path, "model");
     spec.matrix_dtype = dt;
-    return std::make_unique<model::VarTransformer>(model::random_var_checkpoint(spec), dt);
+    return std::make_unique<model::VarTransformer>(model::random_var_checkpoint(spec), dt, be);
   }
   io::Checkpoint ckpt = io::load_checkpoint(path);
   if (model::detect_kind(ckpt) != model::ModelKind::var)
     throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
-  return std::make_unique<model::VarTransformer>(std::move(ckpt), dt);
+  return std::make_unique<model::VarTransformer>(std::move(ckpt), dt, be);
 }
 }  // namespace
 
 Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
+  return open(files, dtype, backend::cpu_backend());
+}
+
+Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shared_ptr<const backend::Backend> be) {
+  if (!be) throw Error("internal: no backend given");
   auto impl = std::make_shared<Impl>();
   impl->dtype = dtype == ComputeDType::f32    ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
                                               : (cpu_has_bf16() ? DType::bf16 : DType::f32);
   if (files.vae == "random") {
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype, be));
   } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
       throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype, be));
   }
   const bool code = !files.drafter.empty() || !files.refiner.empty();
   if (code) {
     if (files.drafter.empty() || files.refiner.empty())
       throw Error("collaborative decoding needs both --drafter and --refiner");
     if (!files.model.empty()) throw Error("give either --model or --drafter/--refiner, not both");
-    impl->drafter = load_var(files.drafter, impl->dtype);
-    impl->refiner = load_var(files.refiner, impl->dtype);
+    impl->drafter = load_var(files.drafter, impl->dtype, be);
+    impl->refiner = load_var(files.refiner, impl->dtype, be);
   } else {
     if (files.model.empty()) throw Error("no model given: --model, or --drafter with --refiner");
-    impl->drafter = load_var(files.model, impl->dtype);
+    impl->drafter = load_var(files.model, impl->dtype, be);
   }
   impl->decoder = std::make_unique<model::CollaborativeDecoder>(*impl->drafter, impl->refiner.get(), files.draft_steps,
                                                                 impl->vae->quantizer());
@@ -167,31 +173,29 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// f_hat [B, Cvae, P, P] -> pictures [B, 3, S, S] in [0, 1]; adds the seconds it
-// took to *seconds.
+// f_hat [B, Cvae, P, P] on the device -> pictures [B, 3, S, S] in [0, 1] on the host; adds the
+// seconds it took to *seconds.
 // One image at a time: the decoder is compute-bound from one image on, and a batch's feature maps
 // (~20 MB per image per layer at 256 px) only add cache misses (measured ~16% slower per image at
 // batch 8).
 Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds) {
+  const backend::Backend& be = vae.backend();
   const auto t = std::chrono::steady_clock::now();
-  const int64_t B = f_hat.dim(0), per = f_hat.numel() / B;
+  const int64_t B = f_hat.dim(0);
   Tensor img;  // [B, 3, S, S]
   for (int64_t b = 0; b < B; ++b) {
-    Shape one = f_hat.shape();
-    one[0] = 1;
-    Tensor f1 = Tensor::borrow(DType::f32, one, f_hat.data<float>() + b * per, nullptr);  // [1, Cvae, P, P]
-    Tensor i1 = vae.fhat_to_img(f1);                                                      // [1, 3, S, S] in [-1, 1]
+    Tensor i1 = vae.fhat_to_img(f_hat.slice(b, 1));  // [1, 3, S, S] in [-1, 1]
     if (!img.defined()) {
       Shape all = i1.shape();
       all[0] = B;
-      img = Tensor::empty(DType::f32, all);
+      img = be.alloc(DType::f32, all);
     }
-    std::memcpy(img.data<float>() + b * i1.numel(), i1.raw(), i1.nbytes());
+    be.copy_2d(i1.raw(), 0, img.slice(b, 1).raw(), 0, static_cast<int64_t>(i1.nbytes()), 1);
   }
-  float* p = img.data<float>();
-  for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
+  be.add_mul(img.data<float>(), img.numel(), 1.0f, 0.5f, img.data<float>());  // the reference's add_(1).mul_(0.5)
+  Tensor host = be.to_host(img);                                              // the images' one trip back
   *seconds += seconds_since(t);
-  return img;
+  return host;
 }
 }  // namespace
 
@@ -261,19 +265,21 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   if (!impl_->vae->has_encoder()) throw Error("edit: this VQ-VAE file has no encoder");
   const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
 
+  const backend::Backend& be = impl_->vae->backend();
   // 1. The picture's cumulative latent after every scale (spec 5.4).
-  Tensor img = req.image.clone();  // [1, 3, S, S] in [-1, 1]
-  for (int64_t i = 0; i < img.numel(); ++i) img.data<float>()[i] = img.data<float>()[i] * 2.0f - 1.0f;
+  Tensor img = be.to_device(req.image);                                        // [1, 3, S, S]
+  be.add_mul(img.data<float>(), img.numel(), -0.5f, 2.0f, img.data<float>());  // to [-1, 1] (= 2x - 1 exactly)
   model::Quantizer::Quantized gt = impl_->vae->img_to_tokens(img, pns);
   // 2. The mask on the latent grid by nearest sampling; keep = 1 - mask.
   model::EditGuide guide;
   guide.f_hat_gt = gt.f_hat_per_scale;
-  guide.keep = Tensor::empty(DType::f32, {P, P});  // [P, P]
+  Tensor keep = Tensor::empty(DType::f32, {P, P});  // [P, P]
   for (int64_t i = 0; i < P; ++i)
     for (int64_t j = 0; j < P; ++j) {
       const float m = req.mask.data<float>()[(i * S / P) * S + (j * S / P)];
-      guide.keep.data<float>()[i * P + j] = 1.0f - m;
+      keep.data<float>()[i * P + j] = 1.0f - m;
     }
+  guide.keep = be.to_device(keep);
   // 3. Generate, blending after every scale.
   model::GenerationInput in;
   in.seed = req.seed;

@@ -62,13 +62,16 @@ Tensor VqvaeModel::decode_tokens(const Tensor& tokens_BL) const {
   if (tokens_BL.dtype() != DType::i64 || tokens_BL.ndim() != 2 || tokens_BL.dim(0) < 1)
     throw Error("tokens must be int64 [B, L], got " + std::string(dtype_name(tokens_BL.dtype())) + " " +
                 shape_str(tokens_BL.shape()));
+  const backend::Backend& be = impl_->vae.backend();
   Tensor img = impl_->vae.tokens_to_img(tokens_BL, schedule_for_tokens(tokens_BL.dim(1)));  // [B, 3, H, W]
-  float* p = img.data<float>();
-  for (int64_t i = 0; i < img.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;  // the reference's add_(1).mul_(0.5)
-  return img;
+  be.add_mul(img.data<float>(), img.numel(), 1.0f, 0.5f, img.data<float>());  // the reference's add_(1).mul_(0.5)
+  return be.to_host(img);
 }
 
-Tensor VqvaeModel::decode_fhat(const Tensor& f_hat) const { return impl_->vae.fhat_to_img(f_hat); }
+Tensor VqvaeModel::decode_fhat(const Tensor& f_hat) const {
+  const backend::Backend& be = impl_->vae.backend();
+  return be.to_host(impl_->vae.fhat_to_img(be.to_device(f_hat)));
+}
 
 EncodeResult VqvaeModel::encode(const Tensor& img) const {
   if (!can_encode()) throw Error(path() + ": this VQ-VAE file has no encoder: cannot encode");
@@ -78,12 +81,13 @@ EncodeResult VqvaeModel::encode(const Tensor& img) const {
                 " " + shape_str(img.shape()));
   EncodeResult r;
   r.patch_nums = schedule_for_image_size(static_cast<int>(x.dim(2)));
-  model::Quantizer::Quantized q = impl_->vae.img_to_tokens(x, r.patch_nums);
-  r.tokens = q.tokens;
-  r.f_hat = q.f_hat;
-  r.reconstruction = impl_->vae.fhat_to_img(q.f_hat);  // [B, 3, S, S]
-  float* p = r.reconstruction.data<float>();
-  for (int64_t i = 0; i < r.reconstruction.numel(); ++i) p[i] = (p[i] + 1.0f) * 0.5f;
+  const backend::Backend& be = impl_->vae.backend();
+  model::Quantizer::Quantized q = impl_->vae.img_to_tokens(be.to_device(x), r.patch_nums);
+  r.tokens = be.to_host(q.tokens);
+  r.f_hat = be.to_host(q.f_hat);
+  Tensor recon = impl_->vae.fhat_to_img(q.f_hat);  // [B, 3, S, S]
+  be.add_mul(recon.data<float>(), recon.numel(), 1.0f, 0.5f, recon.data<float>());
+  r.reconstruction = be.to_host(recon);
   return r;
 }
 

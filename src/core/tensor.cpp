@@ -8,20 +8,28 @@ namespace varcode {
 
 size_t dtype_size(DType dt) {
   switch (dt) {
-    case DType::f32: return 4;
-    case DType::f16: return 2;
-    case DType::bf16: return 2;
-    case DType::i64: return 8;
+    case DType::f32:
+      return 4;
+    case DType::f16:
+      return 2;
+    case DType::bf16:
+      return 2;
+    case DType::i64:
+      return 8;
   }
   return 0;
 }
 
 const char* dtype_name(DType dt) {
   switch (dt) {
-    case DType::f32: return "f32";
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
-    case DType::i64: return "i64";
+    case DType::f32:
+      return "f32";
+    case DType::f16:
+      return "f16";
+    case DType::bf16:
+      return "bf16";
+    case DType::i64:
+      return "i64";
   }
   return "?";
 }
@@ -94,17 +102,50 @@ Tensor Tensor::borrow(DType dtype, Shape shape, const void* data, std::shared_pt
 int64_t Tensor::dim(int i) const {
   int n = ndim();
   int j = i < 0 ? i + n : i;
-  if (j < 0 || j >= n)
-    throw Error("dim " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
+  if (j < 0 || j >= n) throw Error("dim " + std::to_string(i) + " out of range for shape " + shape_str(shape_));
   return shape_[static_cast<size_t>(j)];
 }
 
 Tensor Tensor::reshape(Shape shape) const {
-  if (shape_numel(shape) != numel_)
-    throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
+  if (shape_numel(shape) != numel_) throw Error("cannot reshape " + shape_str(shape_) + " to " + shape_str(shape));
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;
+}
+
+Tensor Tensor::slice(int64_t begin, int64_t count) const {
+  if (ndim() == 0 || begin < 0 || count < 0 || begin + count > shape_[0])
+    throw Error("cannot take entries [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                ") of the first dimension of " + shape_str(shape_));
+  Tensor t = *this;
+  t.shape_[0] = count;
+  t.numel_ = shape_numel(t.shape_);
+  const int64_t per = shape_[0] ? numel_ / shape_[0] : 0;
+  t.data_ = static_cast<char*>(data_) + static_cast<size_t>(begin * per) * dtype_size(dtype_);
+  return t;
+}
+
+Tensor Tensor::view(DType dtype, Shape shape) const {
+  const int64_t n = shape_numel(shape);
+  if (static_cast<size_t>(n) * dtype_size(dtype) > nbytes())
+    throw Error("internal: a view of " + shape_str(shape) + " does not fit in a tensor of " + shape_str(shape_));
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = n;
+  return t;
+}
+
+std::string device_name(Device d) {
+  switch (d.type) {
+    case DeviceType::cpu:
+      return "cpu";
+    case DeviceType::cuda:
+      return "cuda:" + std::to_string(d.index);
+    case DeviceType::emulated:
+      return "emulated:" + std::to_string(d.index);
+  }
+  return "?";
 }
 
 float bf16_to_f32(uint16_t v) {
@@ -137,6 +178,8 @@ uint16_t f32_to_f16(float f) {
 }
 
 Tensor Tensor::to(DType dtype) const {
+  if (device_.type == DeviceType::cuda)
+    throw Error("internal: a " + device_name(device_) + " tensor cannot be converted on the host");
   Tensor out = empty(dtype, shape_);
   const int64_t n = numel_;
   if (dtype == dtype_) {
@@ -145,10 +188,14 @@ Tensor Tensor::to(DType dtype) const {
   }
   auto load = [&](int64_t i) -> double {
     switch (dtype_) {
-      case DType::f32: return static_cast<const float*>(data_)[i];
-      case DType::f16: return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::bf16: return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::i64: return static_cast<double>(static_cast<const int64_t*>(data_)[i]);
+      case DType::f32:
+        return static_cast<const float*>(data_)[i];
+      case DType::f16:
+        return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::bf16:
+        return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::i64:
+        return static_cast<double>(static_cast<const int64_t*>(data_)[i]);
     }
     return 0;
   };
@@ -156,10 +203,18 @@ Tensor Tensor::to(DType dtype) const {
   for (int64_t i = 0; i < n; ++i) {
     double v = load(i);
     switch (dtype) {
-      case DType::f32: static_cast<float*>(out.data_)[i] = static_cast<float>(v); break;
-      case DType::f16: static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(static_cast<float>(v)); break;
-      case DType::bf16: static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(static_cast<float>(v)); break;
-      case DType::i64: static_cast<int64_t*>(out.data_)[i] = static_cast<int64_t>(v); break;
+      case DType::f32:
+        static_cast<float*>(out.data_)[i] = static_cast<float>(v);
+        break;
+      case DType::f16:
+        static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(static_cast<float>(v));
+        break;
+      case DType::bf16:
+        static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(static_cast<float>(v));
+        break;
+      case DType::i64:
+        static_cast<int64_t*>(out.data_)[i] = static_cast<int64_t>(v);
+        break;
     }
   }
   return out;

@@ -17,7 +17,7 @@ Tensor BufferPool::acquire(DType dtype, const Shape& shape) {
   if (!best) {
     // Round up to 64 KiB so that slightly different shapes share slabs.
     const int64_t rounded = static_cast<int64_t>(((bytes + 65535) / 65536) * 65536);
-    Tensor storage = Tensor::empty(DType::f32, {rounded / 4});  // [bytes / 4]
+    Tensor storage = be_->alloc(DType::f32, {rounded / 4});  // [bytes / 4]
     if (too_small) {
       too_small->storage = std::move(storage);
       best = too_small;
@@ -27,9 +27,7 @@ Tensor BufferPool::acquire(DType dtype, const Shape& shape) {
     }
   }
   best->busy = true;
-  Tensor slab = best->storage;
-  // The view keeps the slab's storage alive through its owner handle.
-  return Tensor::borrow(dtype, shape, slab.raw(), std::make_shared<Tensor>(slab));
+  return best->storage.view(dtype, shape);  // shares (and keeps alive) the slab's storage
 }
 
 void BufferPool::release(const Tensor& t) {
@@ -49,7 +47,7 @@ BufferPools::Lease::~Lease() {
 
 BufferPools::Lease BufferPools::lease() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (idle_.empty()) return Lease(*this, std::make_unique<BufferPool>());
+  if (idle_.empty()) return Lease(*this, std::make_unique<BufferPool>(be_));
   std::unique_ptr<BufferPool> p = std::move(idle_.back());
   idle_.pop_back();
   return Lease(*this, std::move(p));

@@ -8,13 +8,16 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/backend.hpp"
 #include "varcode/tensor.hpp"
 
 namespace varcode::model {
 
-// Single-threaded: one forward pass uses one pool at a time (see BufferPools).
+// Single-threaded: one forward pass uses one pool at a time (see BufferPools). Slabs live on the
+// backend's device.
 class BufferPool {
  public:
+  explicit BufferPool(std::shared_ptr<const backend::Backend> be = backend::cpu_backend()) : be_(std::move(be)) {}
   // A tensor of `shape` on a free slab (the smallest free one that fits, else a new one, which
   // replaces the largest free slab that is too small so that the count stays bounded). The slab
   // is busy until release(); the tensor does not own it and must not outlive the pool.
@@ -32,12 +35,14 @@ class BufferPool {
     Tensor storage;  // [bytes] raw
     bool busy = false;
   };
+  std::shared_ptr<const backend::Backend> be_;
   std::vector<Slab> slabs_;
 };
 
 // Pools lent to concurrent forward passes of one immutable model and kept between calls.
 class BufferPools {
  public:
+  explicit BufferPools(std::shared_ptr<const backend::Backend> be = backend::cpu_backend()) : be_(std::move(be)) {}
   class Lease {
    public:
     Lease(BufferPools& owner, std::unique_ptr<BufferPool> pool) : owner_(owner), pool_(std::move(pool)) {}
@@ -53,6 +58,7 @@ class BufferPools {
   Lease lease();
 
  private:
+  std::shared_ptr<const backend::Backend> be_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<BufferPool>> idle_;
 };

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "model/quantizer.hpp"
-#include "model/sampler.hpp"
 #include "model/var_transformer.hpp"
 
 namespace varcode::model {
@@ -18,26 +17,27 @@ struct SamplingSettings {
   int top_k = 900;
   double top_p = 0.96;
   std::vector<double> temperature;  // one per scale
-  bool smooth = false;               // the reference's more_smooth (Gumbel-softmax latents)
+  bool smooth = false;              // the reference's more_smooth (Gumbel-softmax latents)
 };
 
 // Zero-shot editing (spec §5.4): after each scale the latent keeps the picture where keep = 1.
+// Both on the models' device.
 struct EditGuide {
   std::vector<Tensor> f_hat_gt;  // per scale, [1, Cvae, P, P]: the picture's cumulative latent
   Tensor keep;                   // [P, P], 1 = keep the picture, 0 = regenerate
 };
 
 struct GenerationInput {
-  std::vector<int> labels;             // B classes
-  std::vector<uint32_t> image_index;   // B: the index keying each image's random draws
+  std::vector<int> labels;            // B classes
+  std::vector<uint32_t> image_index;  // B: the index keying each image's random draws
   uint64_t seed = 0;
   SamplingSettings sampling;
   const EditGuide* edit = nullptr;
 };
 
 struct GenerationOutput {
-  Tensor tokens;  // [B, L] int64
-  Tensor f_hat;   // [B, Cvae, P, P]
+  Tensor tokens;  // [B, L] int64, on the host
+  Tensor f_hat;   // [B, Cvae, P, P], on the models' device (for the VQ-VAE)
   double drafter_seconds = 0, refiner_seconds = 0;
   std::vector<double> scale_seconds;  // [SN]: each scale's transformer, head and sampling
 };
@@ -64,7 +64,7 @@ class CollaborativeDecoder {
 };
 
 // Teacher forcing: one pass over every position with the block-causal mask, the inputs built
-// from `tokens` [1, L]; class `label`, no CFG. Returns logits [1, L, V].
+// from `tokens` [1, L] (host); class `label`, no CFG. Returns logits [1, L, V] on the host.
 Tensor teacher_forced_logits(const VarTransformer& model, const Quantizer& quantizer, const Tensor& tokens, int label);
 
 }  // namespace varcode::model

@@ -53,8 +53,9 @@ std::vector<int> schedule_for_tokens(int total_tokens) {
 ModelKind detect_kind(const io::Checkpoint& ckpt) {
   if (ckpt.has("word_embed.weight") && ckpt.has("pos_1LC")) return ModelKind::var;
   if (ckpt.has("quantize.embedding.weight") && ckpt.has("decoder.conv_out.weight")) return ModelKind::vqvae;
-  throw Error(ckpt.path + ": neither a VAR transformer (no 'word_embed.weight') nor a VQ-VAE "
-                          "(no 'quantize.embedding.weight')");
+  throw Error(ckpt.path +
+              ": neither a VAR transformer (no 'word_embed.weight') nor a VQ-VAE "
+              "(no 'quantize.embedding.weight')");
 }
 
 int64_t count_params(const io::Checkpoint& ckpt) {
@@ -89,14 +90,14 @@ VarConfig infer_var_config(const io::Checkpoint& ckpt) {
       if (s < 0 || s > 64 || s < static_cast<int64_t>(counts.size()) - 1)
         throw Error(ckpt.path + ": buffer 'lvl_1L' is not a non-decreasing list of scale indices");
       if (s == static_cast<int64_t>(counts.size())) counts.push_back(0);
-      if (s != static_cast<int64_t>(counts.size()) - 1)
-        throw Error(ckpt.path + ": buffer 'lvl_1L' skips a scale");
+      if (s != static_cast<int64_t>(counts.size()) - 1) throw Error(ckpt.path + ": buffer 'lvl_1L' skips a scale");
       ++counts.back();
     }
     for (int n : counts) {
       int pn = 0;
       while (pn * pn < n) ++pn;
-      if (pn * pn != n) throw Error(ckpt.path + ": buffer 'lvl_1L' gives a scale of " + std::to_string(n) + " tokens, not a square");
+      if (pn * pn != n)
+        throw Error(ckpt.path + ": buffer 'lvl_1L' gives a scale of " + std::to_string(n) + " tokens, not a square");
       c.patch_nums.push_back(pn);
     }
   } else {

@@ -22,9 +22,9 @@ struct VarConfig {
   int64_t params = 0;
 
   int num_scales() const { return static_cast<int>(patch_nums.size()); }
-  int total_tokens() const;               // L
-  int scale_begin(int si) const;          // first position of scale si
-  int scale_end(int si) const;            // one past its last
+  int total_tokens() const;       // L
+  int scale_begin(int si) const;  // first position of scale si
+  int scale_end(int si) const;    // one past its last
 };
 
 struct VaeConfig {
@@ -32,7 +32,7 @@ struct VaeConfig {
   std::vector<int> ch_mult;  // e.g. (1, 1, 2, 2, 4)
   int num_res_blocks = 2;    // encoder; the decoder has one more per level
   int vocab = 0;
-  int z_channels = 0;        // Cvae
+  int z_channels = 0;  // Cvae
   int in_channels = 3;
   bool has_encoder = true;
   int64_t params = 0;

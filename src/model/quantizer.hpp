@@ -4,10 +4,14 @@
 // Scales are given by a schedule `patch_nums` (e.g. 1, 2, 3, 4, 5, 6, 8, 10, 13, 16); the latent
 // side is P = patch_nums.back(). Token tensors are int64 [B, L], L = sum pn^2, scale after scale,
 // row-major inside a scale.
+//
+// Latents, embeddings and token maps live on the backend's device; the functions that take token
+// ids from a user (embed, add_scale_tokens, tokens_to_fhat) take them on the host, check them, and
+// move them across once.
 #pragma once
 #include <vector>
 
-#include "kernels/cpu/conv2d.hpp"
+#include "backend/backend.hpp"
 #include "model/config.hpp"
 #include "model/weights.hpp"
 
@@ -22,7 +26,9 @@ class Quantizer {
 
   int vocab() const { return vocab_; }
   int cvae() const { return cvae_; }
-  const Tensor& embedding() const { return embedding_; }  // [V, Cvae], for soft (--smooth) lookups
+  const Tensor& embedding() const { return codebook_->embedding; }  // [V, Cvae] on the device
+  const backend::CodebookWeights& codebook() const { return *codebook_; }
+  const backend::Backend& backend() const { return *be_; }
 
   // Which Phi serves each scale: nearest of linspace(1/12, 11/12, 4) to si / (SN - 1), computed in
   // float64 as the reference does (SN = 10 gives 0,0,1,1,1,2,2,3,3,3). SN = 1 uses ratio 0.
@@ -31,7 +37,7 @@ class Quantizer {
   // Phi_k(h) = 0.5 h + 0.5 conv3x3_k(h).  h [B, Cvae, H, W] -> [B, Cvae, H, W]
   Tensor phi(int k, const Tensor& h) const;
 
-  // Embedding lookup of token indices: idx [B, l] int64 in [0, V) -> [B, l, Cvae].
+  // Embedding lookup of token indices: idx [B, l] int64 in [0, V) on the host -> [B, l, Cvae].
   Tensor embed(const Tensor& idx_Bl) const;
 
   // Adds scale si to the latent in place (spec §4.2): h_BlC [B, pn^2, Cvae] is the scale's embedding
@@ -50,7 +56,7 @@ class Quantizer {
 
   // Residual quantization of an encoder latent (spec §4.4).
   struct Quantized {
-    Tensor tokens;                        // [B, L] int64
+    Tensor tokens;                        // [B, L] int64 (on the device)
     Tensor f_hat;                         // [B, Cvae, P, P], the sum over all scales
     std::vector<Tensor> f_hat_per_scale;  // SN x [B, Cvae, P, P]: cumulative f_hat after scale si
   };
@@ -62,11 +68,11 @@ class Quantizer {
   void check_schedule(const std::vector<int>& patch_nums) const;
   void check_fhat(const Tensor& f_hat, const std::vector<int>& patch_nums, const char* what) const;
 
+  std::shared_ptr<const backend::Backend> be_;
   int vocab_ = 0, cvae_ = 0;
-  Tensor embedding_;                             // [V, Cvae] f32
-  std::vector<double> emb_f64_;                  // [V, Cvae], for the argmin
-  std::vector<double> emb_sq_;                   // [V], squared norms of the rows
-  std::vector<kernels::cpu::Conv2d> phi_convs_;  // kNumPhi x conv3x3 Cvae -> Cvae
+  std::shared_ptr<const backend::CodebookWeights> codebook_;  // [V, Cvae]
+  std::vector<ConvPtr> phi_convs_;                            // kNumPhi x conv3x3 Cvae -> Cvae
+  void check_tokens(const Tensor& idx) const;
 };
 
 }  // namespace varcode::model

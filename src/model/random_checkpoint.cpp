@@ -180,7 +180,8 @@ RandomVarSpec parse_random_var(const std::string& name, const std::string& what)
   } catch (const std::exception&) {
     depth = 0;
   }
-  if (depth < 1 || depth > 64) throw Error(what + ": '" + name + "' is not random:dNN with NN in 1..64 (e.g. random:d30)");
+  if (depth < 1 || depth > 64)
+    throw Error(what + ": '" + name + "' is not random:dNN with NN in 1..64 (e.g. random:d30)");
   RandomVarSpec s;
   s.depth = depth;
   if (depth == 36) {  // var_d36: 512 px, shared AdaLN

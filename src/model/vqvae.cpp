@@ -2,10 +2,10 @@
 
 namespace varcode::model {
 
-Vqvae Vqvae::load(const io::Checkpoint& ckpt, DType compute) {
+Vqvae Vqvae::load(const io::Checkpoint& ckpt, DType compute, std::shared_ptr<const backend::Backend> be) {
   Vqvae m;
   m.config_ = infer_vae_config(ckpt);
-  WeightSource ws(ckpt);
+  WeightSource ws(ckpt, false, std::move(be));
   m.quantizer_ = Quantizer::load(ws, m.config_);
   m.decoder_ = VqvaeDecoder::load(ws, m.config_, compute);
   if (m.config_.has_encoder) m.encoder_ = std::make_shared<const VqvaeEncoder>(VqvaeEncoder::load(ws, m.config_));

@@ -18,7 +18,10 @@ class Vqvae {
   // and shape, and rejects tensors the architecture does not have.
   // `compute` picks the decoder's arithmetic (VqvaeDecoder::load): f32 (default, reference-exact)
   // or bf16 (about twice as fast, max abs error ~1e-2 on [-1, 1] images). The encoder is f32.
-  static Vqvae load(const io::Checkpoint& ckpt, DType compute = DType::f32);
+  // Weights go to `be`; every tensor argument and result below lives on its device.
+  static Vqvae load(const io::Checkpoint& ckpt, DType compute = DType::f32,
+                    std::shared_ptr<const backend::Backend> be = backend::cpu_backend());
+  const backend::Backend& backend() const { return quantizer_.backend(); }
 
   const VaeConfig& config() const { return config_; }
   DType compute_dtype() const { return decoder_.compute_dtype(); }

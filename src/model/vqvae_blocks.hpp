@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "kernels/cpu/conv2d.hpp"
+#include "backend/backend.hpp"
 #include "model/buffer_pool.hpp"
 #include "model/weights.hpp"
 #include "varcode/tensor.hpp"
@@ -19,6 +19,7 @@ constexpr float kVaeNormEps = 1e-6f;
 // ResnetBlocks' inner map: bf16 halves their traffic and runs oneDNN's bf16 kernels, f32 keeps
 // the decode exact. Every map comes from and goes back to `pool`.
 struct VaeRun {
+  const backend::Backend& be;
   BufferPool& pool;
   DType act = DType::f32;
 };
@@ -29,14 +30,11 @@ struct VaeGroupNorm {
 
   static VaeGroupNorm load(WeightSource& ws, const std::string& prefix, int channels);
   // x [B, H, W, C] -> y [B, H, W, C] (any f32 / bf16 mix; y may alias x when the dtypes match).
-  void forward_nhwc(const Tensor& x, bool fuse_silu, Tensor& y) const;
+  void forward_nhwc(const VaeRun& run, const Tensor& x, bool fuse_silu, Tensor& y) const;
 };
 
-// `prefix` + "weight" [out, in, k, k] and "bias" [out].
-kernels::cpu::Conv2d load_conv(WeightSource& ws, const std::string& prefix, int out_ch, int in_ch, int kernel,
-                               kernels::cpu::Conv2dGeometry geometry);
-// The usual stride-1 "same" convolution.
-kernels::cpu::Conv2d load_conv(WeightSource& ws, const std::string& prefix, int out_ch, int in_ch, int kernel);
+// The usual stride-1 "same" convolution, `prefix` + "weight" [out, in, k, k] and "bias" [out].
+ConvPtr load_conv(WeightSource& ws, const std::string& prefix, int out_ch, int in_ch, int kernel);
 
 // h = conv1(SiLU(norm1(x))); h = conv2(SiLU(norm2(h))); return shortcut(x) + h, where shortcut is
 // a 1x1 conv (nin_shortcut) when the channel count changes, else the identity.
@@ -49,7 +47,7 @@ class ResnetBlock {
 
  private:
   VaeGroupNorm norm1_, norm2_;
-  kernels::cpu::Conv2d conv1_, conv2_, nin_shortcut_;
+  ConvPtr conv1_, conv2_, nin_shortcut_;
 };
 
 // x + proj_out(attention(qkv(norm(x)))), one head over the H*W positions.
@@ -62,7 +60,7 @@ class AttnBlock {
 
  private:
   VaeGroupNorm norm_;
-  kernels::cpu::Conv2d qkv_, proj_out_;
+  ConvPtr qkv_, proj_out_;
 };
 
 }  // namespace varcode::model

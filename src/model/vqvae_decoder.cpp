@@ -2,15 +2,16 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/channels_last.hpp"
-
 namespace varcode::model {
 
 VqvaeDecoder VqvaeDecoder::load(WeightSource& ws, const VaeConfig& cfg, DType compute) {
   if (compute != DType::f32 && compute != DType::bf16)
     throw Error(std::string("VQ-VAE decoder: compute dtype must be f32 or bf16, got ") + dtype_name(compute));
   VqvaeDecoder d;
-  d.compute_ = compute;
+  d.be_ = ws.backend_ptr();
+  d.pools_ = std::make_shared<BufferPools>(d.be_);
+  // A backend without bf16 activations decodes in f32.
+  d.compute_ = d.be_->bf16_activations() ? compute : DType::f32;
   const int n_levels = static_cast<int>(cfg.ch_mult.size());
   const int cvae = cfg.z_channels;
   d.z_channels_ = cvae;
@@ -46,17 +47,18 @@ Tensor VqvaeDecoder::forward(const Tensor& f_hat) const {
                 shape_str(f_hat.shape()));
   const int64_t B = f_hat.dim(0), P = f_hat.dim(2), Q = f_hat.dim(3);
   BufferPools::Lease lease = pools_->lease();
-  const VaeRun run{lease.pool(), compute_};
+  const backend::Backend& be = *be_;
+  const VaeRun run{be, lease.pool(), compute_};
   BufferPool& pool = run.pool;
 
   // The small 16 x 16 head stays f32 in both modes: a few MFLOP, and it sets the whole residual.
   Tensor z = pool.acquire(DType::f32, {B, P, Q, z_channels_});  // [B, P, P, Cvae]
-  kernels::cpu::nchw_to_nhwc(f_hat, z);
+  be.nchw_to_nhwc(f_hat, z);
   Tensor zq = pool.acquire(DType::f32, {B, P, Q, z_channels_});  // [B, P, P, Cvae]
-  post_quant_conv_.forward_nhwc(z, zq, false);
+  be.conv2d_nhwc(*post_quant_conv_, z, zq, false);
   pool.release(z);
-  Tensor h = pool.acquire(DType::f32, {B, P, Q, conv_in_.out_channels()});  // [B, P, P, C_top]
-  conv_in_.forward_nhwc(zq, h, false);
+  Tensor h = pool.acquire(DType::f32, {B, P, Q, conv_in_->out_channels});  // [B, P, P, C_top]
+  be.conv2d_nhwc(*conv_in_, zq, h, false);
   pool.release(zq);
 
   h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h, run), run), run);
@@ -69,22 +71,22 @@ Tensor VqvaeDecoder::forward(const Tensor& f_hat) const {
     if (level != 0) {
       Shape up_shape{B, 2 * h.dim(1), 2 * h.dim(2), h.dim(3)};
       Tensor u = pool.acquire(run.act, up_shape);  // [B, 2R, 2R, C_level]
-      kernels::cpu::upsample_nearest2x_nhwc(h, u);
+      be.upsample_nearest2x_nhwc(h, u);
       pool.release(h);
       h = pool.acquire(DType::f32, up_shape);  // [B, 2R, 2R, C_level]
-      lv.upsample_conv.forward_nhwc(u, h, false);
+      be.conv2d_nhwc(*lv.upsample_conv, u, h, false);
       pool.release(u);
     }
   }
   Tensor t = pool.acquire(run.act, h.shape());  // [B, H, W, ch]
-  norm_out_.forward_nhwc(h, /*fuse_silu=*/true, t);
+  norm_out_.forward_nhwc(run, h, /*fuse_silu=*/true, t);
   pool.release(h);
-  Tensor out = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_.out_channels()});  // [B, H, W, 3]
-  conv_out_.forward_nhwc(t, out, false);
+  Tensor out = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_->out_channels});  // [B, H, W, 3]
+  be.conv2d_nhwc(*conv_out_, t, out, false);
   pool.release(t);
   // The image leaves in a fresh NCHW buffer (the caller keeps it), clamped on the way.
-  Tensor img = Tensor::empty(DType::f32, {B, out.dim(3), out.dim(1), out.dim(2)});  // [B, 3, H, W]
-  kernels::cpu::nhwc_to_nchw(out, img, -1.0f, 1.0f);
+  Tensor img = be.alloc(DType::f32, {B, out.dim(3), out.dim(1), out.dim(2)});  // [B, 3, H, W]
+  be.nhwc_to_nchw(out, img, -1.0f, 1.0f);
   pool.release(out);
   return img;
 }

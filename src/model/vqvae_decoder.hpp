@@ -17,20 +17,21 @@ class VqvaeDecoder {
   static VqvaeDecoder load(WeightSource& ws, const VaeConfig& cfg, DType compute = DType::f32);
 
   // fhat_to_img without the final mapping to [0, 1]: clamp(decoder(post_quant_conv(f_hat)), -1, 1).
-  // f_hat [B, Cvae, P, P] -> [B, 3, P * downsample, P * downsample]
+  // f_hat [B, Cvae, P, P] -> [B, 3, P * downsample, P * downsample], both on the device
   Tensor forward(const Tensor& f_hat) const;
   DType compute_dtype() const { return compute_; }
 
  private:
   struct Level {  // decoder.up.<level>
     std::vector<ResnetBlock> blocks;
-    std::vector<AttnBlock> attns;        // one per block at the lowest resolution, else none
-    kernels::cpu::Conv2d upsample_conv;  // absent at level 0
+    std::vector<AttnBlock> attns;  // one per block at the lowest resolution, else none
+    ConvPtr upsample_conv;         // absent at level 0
   };
+  std::shared_ptr<const backend::Backend> be_;
   int z_channels_ = 0;
   DType compute_ = DType::f32;
-  std::shared_ptr<BufferPools> pools_ = std::make_shared<BufferPools>();  // shared by copies
-  kernels::cpu::Conv2d post_quant_conv_, conv_in_, conv_out_;
+  std::shared_ptr<BufferPools> pools_;  // shared by copies
+  ConvPtr post_quant_conv_, conv_in_, conv_out_;
   ResnetBlock mid_block_1_, mid_block_2_;
   AttnBlock mid_attn_1_;
   std::vector<Level> levels_;  // index = level (0 = full resolution)

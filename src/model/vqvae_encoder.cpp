@@ -1,13 +1,11 @@
 #include "model/vqvae_encoder.hpp"
 
-#include "kernels/cpu/channels_last.hpp"
-
 namespace varcode::model {
-
-using kernels::cpu::Conv2dGeometry;
 
 VqvaeEncoder VqvaeEncoder::load(WeightSource& ws, const VaeConfig& cfg) {
   VqvaeEncoder e;
+  e.be_ = ws.backend_ptr();
+  e.pools_ = std::make_shared<BufferPools>(e.be_);
   const int n_levels = static_cast<int>(cfg.ch_mult.size());
   e.in_channels_ = cfg.in_channels;
   e.conv_in_ = load_conv(ws, "encoder.conv_in.", cfg.ch, cfg.in_channels, 3);
@@ -25,7 +23,7 @@ VqvaeEncoder VqvaeEncoder::load(WeightSource& ws, const VaeConfig& cfg) {
     }
     // Downsample2x: pad right and bottom by one zero, then a 3x3 stride-2 conv without padding.
     if (level != n_levels - 1)
-      lv.downsample_conv = load_conv(ws, prefix + "downsample.conv.", block_in, block_in, 3, {2, 0, 0, 1, 1});
+      lv.downsample_conv = ws.conv(prefix + "downsample.conv.", block_in, block_in, 3, {2, 0, 0, 1, 1});
   }
   e.mid_block_1_ = ResnetBlock::load(ws, "encoder.mid.block_1.", block_in, block_in);
   e.mid_attn_1_ = AttnBlock::load(ws, "encoder.mid.attn_1.", block_in);
@@ -46,12 +44,13 @@ Tensor VqvaeEncoder::forward(const Tensor& img) const {
   // it stays f32).
   const int64_t B = img.dim(0), H = img.dim(2), W = img.dim(3);
   BufferPools::Lease lease = pools_->lease();
-  const VaeRun run{lease.pool(), DType::f32};
+  const backend::Backend& be = *be_;
+  const VaeRun run{be, lease.pool(), DType::f32};
   BufferPool& pool = run.pool;
   Tensor x = pool.acquire(DType::f32, {B, H, W, in_channels_});  // [B, H, W, 3]
-  kernels::cpu::nchw_to_nhwc(img, x);
-  Tensor h = pool.acquire(DType::f32, {B, H, W, conv_in_.out_channels()});  // [B, H, W, ch]
-  conv_in_.forward_nhwc(x, h, false);
+  be.nchw_to_nhwc(img, x);
+  Tensor h = pool.acquire(DType::f32, {B, H, W, conv_in_->out_channels});  // [B, H, W, ch]
+  be.conv2d_nhwc(*conv_in_, x, h, false);
   pool.release(x);
   for (size_t level = 0; level < levels_.size(); ++level) {
     const Level& lv = levels_[level];
@@ -59,26 +58,26 @@ Tensor VqvaeEncoder::forward(const Tensor& img) const {
       h = lv.blocks[j].forward(h, run);  // [B, R, R, C_level]
       if (!lv.attns.empty()) h = lv.attns[j].forward(h, run);
     }
-    if (lv.downsample_conv.defined()) {
+    if (lv.downsample_conv) {
       const int r = static_cast<int>(h.dim(1)), c = static_cast<int>(h.dim(2));
-      Tensor d = pool.acquire(DType::f32, {B, lv.downsample_conv.out_h(r), lv.downsample_conv.out_w(c), h.dim(3)});
-      lv.downsample_conv.forward_nhwc(h, d, false);  // [B, R/2, R/2, C_level]
+      Tensor d = pool.acquire(DType::f32, {B, lv.downsample_conv->out_h(r), lv.downsample_conv->out_w(c), h.dim(3)});
+      be.conv2d_nhwc(*lv.downsample_conv, h, d, false);  // [B, R/2, R/2, C_level]
       pool.release(h);
       h = d;
     }
   }
   h = mid_block_2_.forward(mid_attn_1_.forward(mid_block_1_.forward(h, run), run), run);  // [B, P, P, C_top]
   Tensor t = pool.acquire(DType::f32, h.shape());                                         // [B, P, P, C_top]
-  norm_out_.forward_nhwc(h, /*fuse_silu=*/true, t);
+  norm_out_.forward_nhwc(run, h, /*fuse_silu=*/true, t);
   pool.release(h);
-  Tensor f = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_.out_channels()});  // [B, P, P, Cvae]
-  conv_out_.forward_nhwc(t, f, false);
+  Tensor f = pool.acquire(DType::f32, {B, t.dim(1), t.dim(2), conv_out_->out_channels});  // [B, P, P, Cvae]
+  be.conv2d_nhwc(*conv_out_, t, f, false);
   pool.release(t);
   Tensor q = pool.acquire(DType::f32, f.shape());  // [B, P, P, Cvae]
-  quant_conv_.forward_nhwc(f, q, false);
+  be.conv2d_nhwc(*quant_conv_, f, q, false);
   pool.release(f);
-  Tensor out = Tensor::empty(DType::f32, {B, q.dim(3), q.dim(1), q.dim(2)});  // [B, Cvae, P, P]
-  kernels::cpu::nhwc_to_nchw(q, out);
+  Tensor out = be.alloc(DType::f32, {B, q.dim(3), q.dim(1), q.dim(2)});  // [B, Cvae, P, P]
+  be.nhwc_to_nchw(q, out);
   pool.release(q);
   return out;
 }

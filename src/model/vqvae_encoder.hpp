@@ -22,12 +22,13 @@ class VqvaeEncoder {
  private:
   struct Level {  // encoder.down.<level>
     std::vector<ResnetBlock> blocks;
-    std::vector<AttnBlock> attns;          // one per block at the lowest resolution, else none
-    kernels::cpu::Conv2d downsample_conv;  // absent at the last level
+    std::vector<AttnBlock> attns;  // one per block at the lowest resolution, else none
+    ConvPtr downsample_conv;       // absent at the last level
   };
+  std::shared_ptr<const backend::Backend> be_;
   int in_channels_ = 3;
-  std::shared_ptr<BufferPools> pools_ = std::make_shared<BufferPools>();  // shared by copies
-  kernels::cpu::Conv2d conv_in_, conv_out_, quant_conv_;
+  std::shared_ptr<BufferPools> pools_;  // shared by copies
+  ConvPtr conv_in_, conv_out_, quant_conv_;
   std::vector<Level> levels_;
   ResnetBlock mid_block_1_, mid_block_2_;
   AttnBlock mid_attn_1_;

@@ -24,18 +24,30 @@ Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dty
   return out;
 }
 
-kernels::cpu::Linear WeightSource::linear(const std::string& prefix, int64_t out, int64_t in, DType dtype) {
+Tensor WeightSource::constant(const std::string& name, const Shape& shape) {
+  Tensor t = take(name, shape);
+  return check_only_ ? t : be_->constant(t);
+}
+
+LinearPtr WeightSource::linear(const std::string& prefix, int64_t out, int64_t in, DType dtype) {
   return linear(prefix + "weight", out, in, dtype, take(prefix + "bias", {out}));
 }
 
-kernels::cpu::Linear WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype,
-                                          Tensor bias) {
+ConvPtr WeightSource::conv(const std::string& prefix, int out, int in, int kernel, backend::ConvGeometry geometry) {
+  Tensor w = take(prefix + "weight", {out, in, kernel, kernel});  // [out, in, k, k]
+  Tensor b = take(prefix + "bias", {out});                        // [out]
+  if (check_only_) return nullptr;
+  return be_->conv_weights(w, b, geometry);
+}
+
+LinearPtr WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias) {
   // Validation keeps the file's dtype: converting 2 B parameters only to check names is waste.
   Tensor w = take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : dtype);  // [out, in]
-  if (check_only_) return kernels::cpu::Linear();
+  if (check_only_) return nullptr;
   const void* src = w.raw();
   const size_t src_bytes = w.nbytes();
-  kernels::cpu::Linear layer(std::move(w), std::move(bias));  // packs a copy; `w` is not kept
+  LinearPtr layer = be_->linear_weights(w, bias, dtype);  // packs a copy
+  w = Tensor();
   if (owned_ && owned_->mapping) owned_->mapping->release(src, src_bytes);
   return layer;
 }

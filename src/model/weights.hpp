@@ -4,11 +4,14 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.hpp"
 #include "io/checkpoint.hpp"
-#include "kernels/cpu/gemm.hpp"
 #include "varcode/tensor.hpp"
 
 namespace varcode::model {
+
+using LinearPtr = std::shared_ptr<const backend::LinearWeights>;  // null: absent, or check_only
+using ConvPtr = std::shared_ptr<const backend::ConvWeights>;
 
 // Hands out the tensors of one checkpoint by name, checking each against the shape the inferred
 // architecture expects, and remembers what was taken so that `finish()` can reject tensors the
@@ -17,24 +20,34 @@ class WeightSource {
  public:
   // check_only: validate names and shapes without building compute structures (no weight
   // packing), for `inspect`, `convert` and any other whole-file check.
-  explicit WeightSource(const io::Checkpoint& ckpt, bool check_only = false) : ckpt_(ckpt), check_only_(check_only) {}
+  // Weights go to `be` (packed and owned there).
+  explicit WeightSource(const io::Checkpoint& ckpt, bool check_only = false,
+                        std::shared_ptr<const backend::Backend> be = backend::cpu_backend())
+      : ckpt_(ckpt), be_(std::move(be)), check_only_(check_only) {}
   // Consuming: each tensor leaves `ckpt` when taken, so that its memory goes as soon as the model
   // has converted or packed it (peak memory = the model, not model + file).
-  static WeightSource consuming(io::Checkpoint& ckpt) {
-    WeightSource ws(ckpt);
+  static WeightSource consuming(io::Checkpoint& ckpt,
+                                std::shared_ptr<const backend::Backend> be = backend::cpu_backend()) {
+    WeightSource ws(ckpt, false, be);
     ws.owned_ = &ckpt;
     return ws;
   }
   bool check_only() const { return check_only_; }
+  const backend::Backend& backend() const { return *be_; }
+  const std::shared_ptr<const backend::Backend>& backend_ptr() const { return be_; }
 
   // The tensor `name` with exactly `shape`, converted to `dtype` (zero-copy when the file already
   // holds that dtype).
   Tensor take(const std::string& name, const Shape& shape, DType dtype = DType::f32);
   bool has(const std::string& name) const { return ckpt_.has(name); }
+  // take() onto the backend's device: a small constant the model computes with.
+  Tensor constant(const std::string& name, const Shape& shape);
   // A linear layer from `<prefix>weight` [out, in] (held in `dtype`) and `<prefix>bias` [out]
-  // (or the given bias); an empty layer when check_only.
-  kernels::cpu::Linear linear(const std::string& prefix, int64_t out, int64_t in, DType dtype);
-  kernels::cpu::Linear linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias);
+  // (or the given host bias), packed by the backend; null when check_only.
+  LinearPtr linear(const std::string& prefix, int64_t out, int64_t in, DType dtype);
+  LinearPtr linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias);
+  // `<prefix>weight` [out, in, k, k] and `<prefix>bias` [out]; null when check_only.
+  ConvPtr conv(const std::string& prefix, int out, int in, int kernel, backend::ConvGeometry geometry);
   // Marks tensors that exist in official files but are not used (buffers, training statistics).
   void ignore(const std::string& name);
   // Error naming the first tensor that nobody took or ignored.
@@ -43,6 +56,7 @@ class WeightSource {
 
  private:
   const io::Checkpoint& ckpt_;
+  std::shared_ptr<const backend::Backend> be_;
   bool check_only_ = false;
   io::Checkpoint* owned_ = nullptr;
   std::set<std::string> taken_;

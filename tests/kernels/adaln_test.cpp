@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "test_util.hpp"
+#include "kernels/reference/references.hpp"
 
 namespace varcode::kernels::cpu {
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "test_util.hpp"
+#include "kernels/reference/references.hpp"
 
 namespace varcode::kernels::cpu {
 

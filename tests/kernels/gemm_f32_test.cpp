@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/gemm.hpp"
 #include "test_util.hpp"
+#include "kernels/reference/references.hpp"
 
 namespace varcode::kernels::cpu {
 

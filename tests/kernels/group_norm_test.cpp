@@ -1,4 +1,4 @@
-#include "kernels/cpu/group_norm.hpp"
+#include "kernels/reference/group_norm.hpp"
 
 #include <gtest/gtest.h>
 

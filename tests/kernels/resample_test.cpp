@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "kernels/cpu/upsample_nearest.hpp"
+#include "kernels/reference/upsample_nearest.hpp"
 #include "kernels/kernel_test_util.hpp"
 
 namespace varcode::kernels::cpu {

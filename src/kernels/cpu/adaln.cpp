@@ -36,23 +36,6 @@ void adaln_modulate(const float* x, int64_t rows, int64_t l, int64_t c, const fl
     }
 }
 
-void adaln_modulate_reference(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale,
-                              const float* shift, int64_t mod_stride, float* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0; t < l; ++t) {
-      const float* xr = x + (r * l + t) * c;
-      double mean = 0, var = 0;
-      for (int64_t i = 0; i < c; ++i) mean += xr[i];
-      mean /= static_cast<double>(c);
-      for (int64_t i = 0; i < c; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      var /= static_cast<double>(c);
-      for (int64_t i = 0; i < c; ++i) {
-        const double n = (xr[i] - mean) / std::sqrt(var + kLnEps);
-        out[(r * l + t) * c + i] =
-            static_cast<float>(n * (1.0 + scale[r * mod_stride + i]) + shift[r * mod_stride + i]);
-      }
-    }
-}
 
 namespace {
 VARCODE_SIMD_CLONES void gated_row(float* x, const float* y, const float* g, int64_t c) {

@@ -8,8 +8,6 @@ namespace varcode::kernels::cpu {
 // per-row modulation vector). out may alias x.
 void adaln_modulate(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale, const float* shift,
                     int64_t mod_stride, float* out);
-void adaln_modulate_reference(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale,
-                              const float* shift, int64_t mod_stride, float* out);
 
 // x += gamma * y, gamma per row: x, y [R, l, C], gamma row r at `gamma + r * mod_stride`.
 void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64_t c, const float* gamma,

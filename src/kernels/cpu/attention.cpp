@@ -197,32 +197,5 @@ void l2norm_attention(const float* qkv, int64_t l, int64_t p0, const float* scal
   }
 }
 
-void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
-                                KvView cache, float* out) {
-  const int64_t R = cache.rows, H = cache.heads, C = H * D, cap = cache.capacity;
-  std::vector<float> q(static_cast<size_t>(R * H * l * D));
-  fill_cache(qkv, l, p0, scale_mul_h, cache, q.data());
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < l; ++t) {
-        const float* qv = q.data() + ((r * H + h) * l + t) * D;
-        std::vector<double> s(static_cast<size_t>(key_limit[t]));
-        double mx = -INFINITY;
-        for (int j = 0; j < key_limit[t]; ++j) {
-          double acc = 0;
-          for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(qv[d]) * cache.k[((r * H + h) * D + d) * cap + j];
-          s[static_cast<size_t>(j)] = acc;
-          mx = std::max(mx, acc);
-        }
-        double denom = 0;
-        for (auto& x : s) denom += (x = std::exp(x - mx));
-        for (int64_t d = 0; d < D; ++d) {
-          double acc = 0;
-          for (int j = 0; j < key_limit[t]; ++j)
-            acc += s[static_cast<size_t>(j)] * cache.v[((r * H + h) * cap + j) * D + d];
-          out[(r * l + t) * C + h * D + d] = static_cast<float>(acc / denom);
-        }
-      }
-}
 
 }  // namespace varcode::kernels::cpu

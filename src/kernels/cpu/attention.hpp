@@ -77,8 +77,4 @@ void for_each_new_head(const float* qkv, int64_t R, int64_t l, int64_t H, const 
 }
 }  // namespace detail
 
-// Naive reference (f32 cache): materialises the scores per query, double accumulation.
-void l2norm_attention_reference(const float* qkv, int64_t l, int64_t p0, const float* scale_mul_h, const int* key_limit,
-                                KvView cache, float* out);
-
 }  // namespace varcode::kernels::cpu

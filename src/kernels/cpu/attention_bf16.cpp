@@ -3,8 +3,8 @@
 //   scores [nq, n] = q [nq, 64] K^T  : one micro-tile per 64-key panel, K = 32 dim pairs
 //   p = softmax(scores) in f32, rounded to bf16 (already divided by the sum)
 //   out [nq, 64] = p [nq, n] V        : one micro-tile, K = n / 2 position pairs
-// so both products run at the GEMM's rate instead of the f32 kernel's broadcast-bound loops (the
-// f32 kernel reached ~80 GFLOP/s end to end on the dev machine). The cache layouts (attention.hpp)
+// so both products run at the GEMM's rate instead of the f32 kernel's broadcast-bound loops. The
+// cache layouts (attention.hpp)
 // are exactly the panels the micro-kernel reads: keys [32 dim pairs][64 keys][2], values
 // [n / 2 position pairs][64 dims][2].
 #include <omp.h>

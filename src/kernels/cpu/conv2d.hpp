@@ -42,6 +42,8 @@ class Conv2d {
 
   // y = conv(x) + bias.  x [B, I, H, W] -> [B, O, Ho, Wo]
   Tensor forward(const Tensor& x) const;
+  // NCHW into a given output, y = conv(x) (+ y when accumulate).
+  void forward_into(const Tensor& x, Tensor& y, bool accumulate) const { run(x, y, accumulate); }
   // y += conv(x) + bias, the residual sum fused into the convolution. y [B, O, Ho, Wo] must not
   // alias x.
   void forward_accumulate(const Tensor& x, Tensor& y) const;

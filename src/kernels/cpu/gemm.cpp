@@ -221,15 +221,5 @@ float gelu_tanh(float x) {
   return static_cast<float>(0.5 * xd * (1.0 + std::tanh(c * (xd + 0.044715 * xd * xd * xd))));
 }
 
-void linear_reference(const float* x, int64_t m, const float* w, const float* b, int64_t n, int64_t k, float* y,
-                      Epilogue epilogue) {
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double acc = b ? b[j] : 0.0;
-      for (int64_t t = 0; t < k; ++t) acc += static_cast<double>(x[i * k + t]) * w[j * k + t];
-      float v = static_cast<float>(acc);
-      y[i * n + j] = epilogue == Epilogue::gelu_tanh ? gelu_tanh(v) : v;
-    }
-}
 
 }  // namespace varcode::kernels::cpu

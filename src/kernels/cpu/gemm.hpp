@@ -52,10 +52,6 @@ class Linear {
   std::unique_ptr<Impl> impl_;
 };
 
-// Plain reference used by tests: y = x W^T + b (+ GELU-tanh), double accumulation.
-void linear_reference(const float* x, int64_t m, const float* w, const float* b, int64_t n, int64_t k, float* y,
-                      Epilogue epilogue);
-
 float gelu_tanh(float x);
 
 // Vectorised f32 -> bf16 (round to nearest even) for finite activations.

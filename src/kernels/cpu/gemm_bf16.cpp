@@ -9,16 +9,9 @@
 //     the 32 registers, and 24 independent dot-product chains cover the instruction's latency on
 //     two pipes. Each step: 4 weight loads + 6 broadcasts for 24 vdpbf16ps.
 //   - Threads take contiguous ranges of panels and prefetch the next panel block into L2 while the
-//     current one runs (the weights come from DRAM: at 18-128 rows this took the drafter's scales
-//     from 230-270 to 320-390 GFLOP/s on two threads).
+//     current one runs: at the drafter's 18-128 rows the weights come from DRAM.
 // Bias is folded into the accumulators' start, GELU-tanh into the final store.
-// 2 threads, weights cache-warm (bench/gemm_bench.cpp): 405-428 GFLOP/s at d30's qkv/fc1 for
-// M = 100..1600, against a bare vdpbf16ps stream's 461 (bench/roofline_bench.cpp).
-// Measured earlier on the dev machine (AMD EPYC, avx512_bf16, shared with other work; one thread,
-// interleaved medians, bench/gemm_bench.cpp): 200-225 GFLOP/s from M = 4 on against oneDNN 2.6's
-// 60-225, and 1.1x (d16) / 1.24x (d30) over the transformer's shapes summed; oneDNN loses most
-// at small M on d30's larger weights and at M = 169. The end-to-end d30 + d16 bench: 13.4 s
-// against 14.5 s per image.
+// Its speed against the instruction peak and oneDNN: bench/gemm_bench.cpp and the README.
 #include "kernels/cpu/gemm_bf16.hpp"
 
 #include <omp.h>

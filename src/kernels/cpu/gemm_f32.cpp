@@ -12,12 +12,7 @@
 //     ahead did not help the hardware prefetcher.
 // x is read in place (row-major, no packing): each row of a micro-tile is a sequential stream.
 // Bias is folded into the accumulators' start, GELU-tanh into the final store.
-// Measured on the dev machine (AMD EPYC Zen 4, 2 cores, a bare vfmadd231ps loop ~112 GFLOP/s per
-// thread; interleaved medians, bench/gemm_bench.cpp, qkv/proj/fc1/fc2 at M = 2..1360): 105-112
-// GFLOP/s from M = 32 on one thread, 205-220 on two, against oneDNN 2.6's 90-108 and 150-220;
-// summed over the shapes 1.02-1.10x on one thread and 1.09-1.11x on two, up to 2x at M = 2 (where
-// both stream the weights from memory). The end-to-end f32 d30 + d16 CoDe bench: 7.7 s against
-// 8.8 s per image.
+// Its speed against the instruction peak and oneDNN: bench/gemm_bench.cpp and the README.
 #include "kernels/cpu/gemm_f32.hpp"
 
 #include <omp.h>

@@ -48,9 +48,18 @@ CubicTaps cubic_taps(int64_t in, int64_t out) {
 
 Tensor bicubic_up(const Tensor& x, int out_h, int out_w) {
   check_input(x, out_h, out_w, "bicubic_up");
+  Tensor y = Tensor::empty(DType::f32, {x.dim(0), x.dim(1), out_h, out_w});  // [B, C, out_h, out_w]
+  bicubic_up(x, y);
+  return y;
+}
+
+void bicubic_up(const Tensor& x, Tensor& y) {
+  const int out_h = static_cast<int>(y.dim(2)), out_w = static_cast<int>(y.dim(3));
+  check_input(x, out_h, out_w, "bicubic_up");
+  if (y.dtype() != DType::f32 || y.ndim() != 4 || y.dim(0) != x.dim(0) || y.dim(1) != x.dim(1))
+    throw Error("bicubic_up: output must be f32 [B, C, h, w] matching the input's batch and channels");
   const int64_t planes = x.dim(0) * x.dim(1), in_h = x.dim(2), in_w = x.dim(3);
   const CubicTaps ty = cubic_taps(in_h, out_h), tx = cubic_taps(in_w, out_w);
-  Tensor y = Tensor::empty(DType::f32, {x.dim(0), x.dim(1), out_h, out_w});  // [B, C, out_h, out_w]
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
 #pragma omp parallel for schedule(static)
@@ -87,13 +96,21 @@ Tensor bicubic_up(const Tensor& x, int out_h, int out_w) {
       }
     }
   }
-  return y;
 }
 
 Tensor area_down(const Tensor& x, int out_h, int out_w) {
   check_input(x, out_h, out_w, "area_down");
-  const int64_t planes = x.dim(0) * x.dim(1), in_h = x.dim(2), in_w = x.dim(3);
   Tensor y = Tensor::empty(DType::f32, {x.dim(0), x.dim(1), out_h, out_w});  // [B, C, out_h, out_w]
+  area_down(x, y);
+  return y;
+}
+
+void area_down(const Tensor& x, Tensor& y) {
+  const int out_h = static_cast<int>(y.dim(2)), out_w = static_cast<int>(y.dim(3));
+  check_input(x, out_h, out_w, "area_down");
+  if (y.dtype() != DType::f32 || y.ndim() != 4 || y.dim(0) != x.dim(0) || y.dim(1) != x.dim(1))
+    throw Error("area_down: output must be f32 [B, C, h, w] matching the input's batch and channels");
+  const int64_t planes = x.dim(0) * x.dim(1), in_h = x.dim(2), in_w = x.dim(3);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   auto start = [](int64_t i, int64_t out, int64_t in) { return (i * in) / out; };
@@ -114,7 +131,6 @@ Tensor area_down(const Tensor& x, int out_h, int out_w) {
       }
     }
   }
-  return y;
 }
 
 }  // namespace varcode::kernels::cpu

@@ -12,5 +12,8 @@ Tensor bicubic_up(const Tensor& x, int out_h, int out_w);
 // interpolate(mode='area') = adaptive average pooling: output i averages inputs
 // [floor(i * in / out), ceil((i + 1) * in / out)). x [B, C, h, w] -> [B, C, out_h, out_w].
 Tensor area_down(const Tensor& x, int out_h, int out_w);
+// The same into a given output y [B, C, out_h, out_w].
+void bicubic_up(const Tensor& x, Tensor& y);
+void area_down(const Tensor& x, Tensor& y);
 
 }  // namespace varcode::kernels::cpu

@@ -22,28 +22,6 @@ struct Plans {
   memory::desc v_md, wt_md, h_md;
 };
 
-const Plans& plans_for(int64_t B, int64_t C, int64_t N) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int64_t, int64_t>, Plans> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto key = std::make_tuple(B, C, N);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  const auto& eng = dnnl_engine();
-  const auto f32 = memory::data_type::f32;
-  const int64_t batch_stride = 3 * C * N;  // one image of qkv
-  Plans p;
-  p.q_md = memory::desc({B, N, C}, f32, dims{batch_stride, 1, N});  // q viewed transposed
-  p.k_md = memory::desc({B, C, N}, f32, dims{batch_stride, N, 1});
-  p.s_md = memory::desc({B, N, N}, f32, dims{N * N, N, 1});
-  p.scores = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.q_md, p.k_md, p.s_md), eng));
-  p.v_md = memory::desc({B, C, N}, f32, dims{batch_stride, N, 1});
-  p.wt_md = memory::desc({B, N, N}, f32, dims{N * N, 1, N});  // the weights viewed transposed
-  p.h_md = memory::desc({B, C, N}, f32, dims{C * N, N, 1});
-  p.mix = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.v_md, p.wt_md, p.h_md), eng));
-  return cache.emplace(key, std::move(p)).first->second;
-}
-
 // Channels-last: q, k, v are [B, N, C] views of qkv [B, N, 3C] with row stride 3C.
 const Plans& plans_nhwc_for(int64_t B, int64_t C, int64_t N) {
   static std::mutex mutex;
@@ -113,31 +91,6 @@ void vae_spatial_attention_nhwc(const Tensor& qkv, Tensor& h) {
   scaled_softmax_rows(w.data<float>(), B * N, N, C);
   p.mix.execute(stream, {{DNNL_ARG_SRC, wt}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, out}});
   stream.wait();
-}
-
-Tensor vae_spatial_attention(const Tensor& qkv) {
-  if (qkv.dtype() != DType::f32 || qkv.ndim() != 4 || qkv.dim(1) % 3 != 0)
-    throw Error("vae_spatial_attention: input must be f32 [B, 3C, H, W], got " + shape_str(qkv.shape()));
-  const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, N = qkv.dim(2) * qkv.dim(3);
-  Tensor h = Tensor::empty(DType::f32, {B, C, qkv.dim(2), qkv.dim(3)});  // [B, C, H, W]
-  if (h.numel() == 0) return h;
-  Tensor w = Tensor::empty(DType::f32, {B, N, N});  // [B, N(query), N(key)]
-
-  const Plans& p = plans_for(B, C, N);
-  const auto& eng = dnnl_engine();
-  auto& stream = dnnl_stream();
-  float* base = const_cast<float*>(qkv.data<float>());
-  memory q(p.q_md, eng, base), k(p.k_md, eng, base + C * N), v(p.v_md, eng, base + 2 * C * N);
-  memory s(p.s_md, eng, w.raw()), wt(p.wt_md, eng, w.raw()), out(p.h_md, eng, h.raw());
-
-  p.scores.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, k}, {DNNL_ARG_DST, s}});
-  stream.wait();
-
-  scaled_softmax_rows(w.data<float>(), B * N, N, C);
-
-  p.mix.execute(stream, {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, wt}, {DNNL_ARG_DST, out}});
-  stream.wait();
-  return h;
 }
 
 }  // namespace varcode::kernels::cpu

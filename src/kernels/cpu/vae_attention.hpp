@@ -4,14 +4,10 @@
 
 namespace varcode::kernels::cpu {
 
-// qkv [B, 3C, H, W] (the output of the block's qkv 1x1 conv: q, k, v channel blocks in that
-// order) -> h [B, C, H, W] with, for each position j,
+// Channels-last maps: qkv [B, H, W, 3C] f32 (the block's qkv 1x1 conv: q, k, v channel blocks in
+// that order) -> h [B, H, W, C] f32, written into `h`, with for each position j
 //   w[j, i] = softmax_i( sum_c q[c, j] k[c, i] * C^-0.5 ),   h[c, j] = sum_i v[c, i] w[j, i].
 // Both products run as oneDNN batched matmuls on strided views of qkv (no transposing copies).
-Tensor vae_spatial_attention(const Tensor& qkv);
-
-// The same on channels-last maps: qkv [B, H, W, 3C] f32 (q, k, v channel blocks in that order)
-// -> h [B, H, W, C] f32, written into `h`.
 void vae_spatial_attention_nhwc(const Tensor& qkv, Tensor& h);
 
 }  // namespace varcode::kernels::cpu

@@ -1,11 +1,11 @@
-#include "model/sampler.hpp"
+#include "kernels/cpu/sampling.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-namespace varcode::model {
+namespace varcode::kernels::cpu {
 
 void CounterRng::philox(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
   constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
@@ -122,4 +122,4 @@ void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, dou
   for (int64_t i = 0; i < half; ++i) out[i] = a * logits[i] - b * logits[half + i];
 }
 
-}  // namespace varcode::model
+}  // namespace varcode::kernels::cpu

@@ -1,11 +1,11 @@
-#include "model/sampler.hpp"
+#include "kernels/cpu/sampling.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
-namespace varcode::model {
+namespace varcode::kernels::cpu {
 
 namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -99,4 +99,4 @@ TEST(Sampler, Cfg) {
   EXPECT_FLOAT_EQ(out[1], 1.5f * 2 - 0.5f * 4);
 }
 
-}  // namespace varcode::model
+}  // namespace varcode::kernels::cpu

@@ -1,3 +1,4 @@
+// Test-only: the NCHW GroupNorm that the channels-last kernel (channels_last.hpp) replaced in the engine.
 // GroupNorm (PyTorch semantics: biased variance over each group's channels and positions, then a
 // per-channel affine), optionally followed by SiLU in the same pass.
 #pragma once

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace varcode::model {
+namespace varcode::kernels::cpu {
 
 // Philox4x32-10: a keyed bijection of a 128-bit counter. Keyed by the seed; the counter is
 // (image index, scale, position, draw), so a draw never depends on what other draws consumed.
@@ -33,4 +33,4 @@ std::vector<double> sampling_distribution(const float* logits, int vocab, const 
 // CFG: out [B, n, V] = (1 + t) * logits[cond rows] - t * logits[uncond rows], logits [2B, n, V].
 void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out);
 
-}  // namespace varcode::model
+}  // namespace varcode::kernels::cpu

@@ -1,3 +1,4 @@
+// Test-only: the NCHW form of the channels-last upsample (channels_last.hpp).
 // Nearest-neighbour 2x upsampling (PyTorch interpolate(scale_factor=2, mode='nearest')).
 #pragma once
 #include "varcode/tensor.hpp"

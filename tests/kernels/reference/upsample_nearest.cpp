@@ -1,4 +1,4 @@
-#include "kernels/cpu/upsample_nearest.hpp"
+#include "kernels/reference/upsample_nearest.hpp"
 
 namespace varcode::kernels::cpu {
 

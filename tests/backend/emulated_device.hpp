@@ -1,0 +1,95 @@
+// A second backend for the tests: the CPU kernels run on memory that this backend allocates and
+// tags as another device's. Every operation checks that its pointers lie in that memory (host
+// memory handed to an op is an error), and every crossing between host and device is counted, so
+// a test can prove that the models cross the seam only where they mean to.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "kernels/cpu/cpu_backend.hpp"
+
+namespace varcode::test {
+
+class EmulatedDevice : public kernels::cpu::CpuBackend {
+ public:
+  struct Crossings {
+    int64_t uploads = 0, upload_bytes = 0;      // host -> device (to_device, constants, weights)
+    int64_t downloads = 0, download_bytes = 0;  // device -> host
+  };
+
+  Device device() const override { return {DeviceType::emulated, 0}; }
+  std::string name() const override { return "emulated"; }
+
+  Crossings crossings() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return counts_;
+  }
+  void reset_crossings() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    counts_ = {};
+  }
+  int64_t live_allocations() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int64_t>(live_.size());
+  }
+
+  Tensor alloc(DType dtype, Shape shape) const override { return adopt(CpuBackend::alloc(dtype, std::move(shape))); }
+  Tensor zeros(DType dtype, Shape shape) const override { return adopt(CpuBackend::zeros(dtype, std::move(shape))); }
+  Tensor to_device(const Tensor& host) const override;
+  Tensor to_host(const Tensor& t) const override;
+  void copy_2d(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t row_bytes,
+               int64_t rows) const override;
+
+  std::shared_ptr<const backend::LinearWeights> linear_weights(const Tensor& weight, const Tensor& bias,
+                                                               DType dtype) const override;
+  std::shared_ptr<const backend::ConvWeights> conv_weights(const Tensor& weight, const Tensor& bias,
+                                                           backend::ConvGeometry geometry) const override;
+
+  void linear(const backend::LinearWeights& w, const float* x, int64_t m, float* y,
+              backend::Epilogue epilogue) const override;
+  void adaln_modulate(const float* x, int64_t rows, int64_t l, int64_t c, const float* scale, const float* shift,
+                      int64_t mod_stride, float* out) const override;
+  void gated_residual_add(float* x, const float* y, int64_t rows, int64_t l, int64_t c, const float* gamma,
+                          int64_t mod_stride) const override;
+  void silu(const float* x, int64_t n, float* y) const override;
+  void add_rows(const float* x, int64_t rows, int64_t n, const float* v, float* y) const override;
+  void gather_rows(const float* table, int64_t n, const int32_t* idx, int64_t count, float* out) const override;
+  void attention(backend::KvCache& cache, int64_t r0, int64_t rows, const float* qkv, int64_t l, int64_t p0,
+                 const float* scale_mul, std::span<const int> key_limit, float* out) const override;
+  void cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) const override;
+  void sample(const backend::SampleArgs& args) const override;
+  void embed_tokens(const backend::CodebookWeights& codebook, const int64_t* idx, int64_t n, float* h) const override;
+  void nearest_code(const backend::CodebookWeights& codebook, const float* z, int64_t n, int64_t* idx) const override;
+  void to_channel_major(const Tensor& x_BlC, Tensor& y_BChw) const override;
+  void to_token_major(const Tensor& x_BChw, Tensor& y_BlC) const override;
+  void bicubic_resize(const Tensor& x, Tensor& y) const override;
+  void area_resize(const Tensor& x, Tensor& y) const override;
+  void axpby(float a, const float* x, float b, const float* y, int64_t n, float* out) const override;
+  void blend(float* f_hat, const float* gt, const float* keep, int64_t batch, int64_t c, int64_t pp) const override;
+  void add_mul(const float* x, int64_t n, float add, float mul, float* out) const override;
+  void conv2d(const backend::ConvWeights& w, const Tensor& x, Tensor& y, bool accumulate) const override;
+  void conv2d_nhwc(const backend::ConvWeights& w, const Tensor& x, Tensor& y, bool accumulate) const override;
+  void group_norm_nhwc(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps, bool fuse_silu,
+                       Tensor& y) const override;
+  void upsample_nearest2x_nhwc(const Tensor& x, Tensor& y) const override;
+  void vae_attention_nhwc(const Tensor& qkv, Tensor& h) const override;
+  void nchw_to_nhwc(const Tensor& x, Tensor& y) const override;
+  void nhwc_to_nchw(const Tensor& x, Tensor& y, float lo, float hi) const override;
+
+  // Error unless p lies in memory of this device (`what` names the argument).
+  void check(const void* p, const char* what) const;
+  void check(const Tensor& t, const char* what) const;
+
+ private:
+  Tensor adopt(const Tensor& storage) const;  // registers storage as device memory
+  void count_upload(int64_t bytes) const;
+
+  mutable std::mutex mutex_;
+  mutable std::map<uintptr_t, size_t> live_;  // begin -> bytes of each live allocation
+  mutable Crossings counts_;
+};
+
+}  // namespace varcode::test
