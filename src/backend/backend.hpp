@@ -62,20 +62,30 @@ class KvCache {
   int64_t rows = 0, heads = 0, capacity = 0;  // capacity: positions it can hold
 };
 
-// One scale's draw (spec §5.1): filter, temperature, inverse-CDF with the counter-based uniform of
-// (seed, image_index[b], scale, position); optionally the Gumbel-softmax latent (--smooth).
-struct SampleArgs {
-  float* logits = nullptr;                // [B, l, V] CFG-combined, filtered in place
-  int64_t batch = 0, l = 0, vocab = 0;    // B, l, V
-  const uint32_t* image_index = nullptr;  // [B] device: the index keying each image's draws
+// One image's sampling settings (spec §5.1), as the backends read them from device memory: a
+// generation moves one array of them to the device, so that images of different requests with
+// different settings can share a batch.
+struct ImageDraw {
+  static constexpr int kMaxScales = 32;
   uint64_t seed = 0;
+  uint32_t image_index = 0;  // with the seed, keys the image's draws: (seed, index, scale, position)
+  int32_t top_k = 0;         // 0 disables
+  double top_p = 0;          // 0 disables
+  double cfg = 0;            // guidance strength at the last scale (scale si uses cfg * si / (SN - 1))
+  double temperature[kMaxScales] = {};
+  int32_t smooth = 0;  // the Gumbel-softmax latent (--smooth)
+};
+
+// One scale's draw: filter, temperature, inverse-CDF with the counter-based uniform of
+// (seed, image_index, scale, position); optionally the Gumbel-softmax latent.
+struct SampleArgs {
+  float* logits = nullptr;              // [B, l, V] CFG-combined, filtered in place
+  int64_t batch = 0, l = 0, vocab = 0;  // B, l, V
+  const ImageDraw* draws = nullptr;     // [B] device
   int scale = 0;
-  int top_k = 0;
-  double top_p = 0, temperature = 1;
-  bool smooth = false;
   double smooth_ratio = 0;  // si / (SN - 1), for --smooth
   const CodebookWeights* codebook = nullptr;
-  int64_t* tokens = nullptr;  // row b, column begin + t gets the token
+  int64_t* tokens = nullptr;  // row b, column token_begin + t gets the token
   int64_t token_stride = 0, token_begin = 0;
   float* h = nullptr;  // [B, l, Cvae] the tokens' latent embeddings
 };
@@ -132,8 +142,10 @@ class Backend {
                          const float* scale_mul, std::span<const int> key_limit, float* out) const = 0;
 
   // ---- head, guidance, sampling --------------------------------------------------------------
-  // out [B, n, V] = (1 + t) logits[:B] - t logits[B:], logits [2B, n, V].
-  virtual void cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) const = 0;
+  // out [B, n, V] = (1 + t_b) logits[:B] - t_b logits[B:] with t_b = draws[b].cfg * ratio,
+  // logits [2B, n, V], draws [B] (device).
+  virtual void cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, const ImageDraw* draws, double ratio,
+                   float* out) const = 0;
   virtual void sample(const SampleArgs& args) const = 0;
   // h[i] = codebook[idx[i]].  idx [n] int64 (device, each in [0, V): the caller checked), h [n, Cvae].
   virtual void embed_tokens(const CodebookWeights& codebook, const int64_t* idx, int64_t n, float* h) const = 0;

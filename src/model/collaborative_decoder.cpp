@@ -13,6 +13,38 @@ double now_seconds() {
 
 constexpr int64_t kF32 = sizeof(float);
 
+// Every image's sampling settings, on the host, as the backend reads them.
+Tensor image_draws(const GenerationInput& in, int num_scales) {
+  const int64_t B = static_cast<int64_t>(in.labels.size());
+  if (num_scales > backend::ImageDraw::kMaxScales)
+    throw Error("a schedule of " + std::to_string(num_scales) + " scales is more than the " +
+                std::to_string(backend::ImageDraw::kMaxScales) + " the sampler takes");
+  if (in.image_index.size() != in.labels.size()) throw Error("internal: one image index per label expected");
+  if (!in.seeds.empty() && static_cast<int64_t>(in.seeds.size()) != B)
+    throw Error("internal: one seed per image expected");
+  if (!in.image_sampling.empty() && static_cast<int64_t>(in.image_sampling.size()) != B)
+    throw Error("internal: one sampling setting per image expected");
+  static_assert(sizeof(backend::ImageDraw) % sizeof(float) == 0);
+  constexpr int64_t kWords = sizeof(backend::ImageDraw) / sizeof(float);
+  Tensor host = Tensor::empty(DType::f32, {B, kWords});  // [B] ImageDraw records
+  auto* draws = static_cast<backend::ImageDraw*>(host.raw());
+  for (int64_t b = 0; b < B; ++b) {
+    const SamplingSettings& s = in.image_sampling.empty() ? in.sampling : in.image_sampling[static_cast<size_t>(b)];
+    if (static_cast<int>(s.temperature.size()) != num_scales)
+      throw Error("internal: one temperature per scale expected");
+    backend::ImageDraw d;
+    d.seed = in.seeds.empty() ? in.seed : in.seeds[static_cast<size_t>(b)];
+    d.image_index = in.image_index[static_cast<size_t>(b)];
+    d.top_k = s.top_k;
+    d.top_p = s.top_p;
+    d.cfg = s.cfg;
+    for (int si = 0; si < num_scales; ++si) d.temperature[si] = s.temperature[static_cast<size_t>(si)];
+    d.smooth = s.smooth ? 1 : 0;
+    draws[b] = d;
+  }
+  return host;
+}
+
 }  // namespace
 
 CollaborativeDecoder::CollaborativeDecoder(const VarTransformer& drafter, const VarTransformer* refiner,
@@ -50,13 +82,8 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
   const int64_t B = static_cast<int64_t>(in.labels.size()), R = 2 * B, L = cfg.total_tokens();
   const int64_t V = cfg.vocab, Cvae = cfg.cvae, P = pns.back();
   if (B == 0) throw Error("nothing to generate: no classes given");
-  if (static_cast<int>(in.sampling.temperature.size()) != SN)
-    throw Error("internal: one temperature per scale expected");
-  if (in.image_index.size() != in.labels.size()) throw Error("internal: one image index per label expected");
-
-  Tensor index_host = Tensor::empty(DType::f32, {B});  // [B] uint32 image indices (4-byte slots)
-  std::copy(in.image_index.begin(), in.image_index.end(), static_cast<uint32_t*>(index_host.raw()));
-  const Tensor image_index = be.to_device(index_host);  // [B]
+  const Tensor draws_dev = be.to_device(image_draws(in, SN));  // [B] ImageDraw
+  const auto* draws = static_cast<const backend::ImageDraw*>(draws_dev.raw());
   GenerationOutput out;
   Tensor tokens = be.zeros(DType::i64, {B, L});       // [B, L]
   out.f_hat = be.zeros(DType::f32, {B, Cvae, P, P});  // [B, Cvae, P, P]
@@ -118,19 +145,14 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
     }
     model->head(st, x.data<float>(), x_len, head_from, l, logits.data<float>());
     const double ratio = SN > 1 ? static_cast<double>(si) / (SN - 1) : 0.0;
-    be.cfg(logits.data<float>(), B, l, V, in.sampling.cfg * ratio, logits_cfg.data<float>());
+    be.cfg(logits.data<float>(), B, l, V, draws, ratio, logits_cfg.data<float>());
     backend::SampleArgs draw;
     draw.logits = logits_cfg.data<float>();
     draw.batch = B;
     draw.l = l;
     draw.vocab = V;
-    draw.image_index = static_cast<const uint32_t*>(image_index.raw());
-    draw.seed = in.seed;
+    draw.draws = draws;
     draw.scale = si;
-    draw.top_k = in.sampling.top_k;
-    draw.top_p = in.sampling.top_p;
-    draw.temperature = in.sampling.temperature[static_cast<size_t>(si)];
-    draw.smooth = in.sampling.smooth;
     draw.smooth_ratio = ratio;
     draw.codebook = &quantizer_.codebook();
     draw.tokens = tokens.data<int64_t>();

@@ -69,9 +69,9 @@ TEST_P(DeviceCrossing, CollaborativeGenerationCrossesOnlyLabelsTokensAndImages) 
     GenerateResult d = on_device.generate(req);
     const test::EmulatedDevice::Crossings c = device->crossings();
     expect_same(d, on_cpu.generate(req));
-    // In: the image indices, and each stage's labels (drafter, refiner): a few bytes per image.
+    // In: the images' sampling settings, and each stage's labels (drafter, refiner).
     EXPECT_EQ(c.uploads, 3);
-    EXPECT_LE(c.upload_bytes, 3 * 2 * B * 4);
+    EXPECT_EQ(c.upload_bytes, B * static_cast<int64_t>(sizeof(backend::ImageDraw)) + 2 * (2 * B * 4));
     // Out: the tokens and the images, once.
     EXPECT_EQ(c.downloads, 2);
     EXPECT_EQ(c.download_bytes, B * L * 8 + B * 3 * S * S * 4);
@@ -95,7 +95,7 @@ TEST_P(DeviceCrossing, VarAndBatchesCrossOncePerBatch) {
   device->reset_crossings();
   GenerateResult d = on_device.generate(req);
   expect_same(d, on_cpu.generate(req));
-  EXPECT_EQ(device->crossings().uploads, 2 * 2);    // two batches: image indices, labels
+  EXPECT_EQ(device->crossings().uploads, 2 * 2);    // two batches: sampling settings, labels
   EXPECT_EQ(device->crossings().downloads, 2 * 2);  // two batches: tokens, images
 }
 
@@ -118,7 +118,7 @@ TEST_P(DeviceCrossing, EditCrossesThePictureAndMaskInOnly) {
   device->reset_crossings();
   GenerateResult d = on_device.edit(req);
   expect_same(d, on_cpu.edit(req));
-  // In: picture, latent mask, image index, two stages' labels. Out: tokens, images.
+  // In: picture, latent mask, sampling settings, two stages' labels. Out: tokens, images.
   EXPECT_EQ(device->crossings().uploads, 5);
   EXPECT_EQ(device->crossings().downloads, 2);
 }

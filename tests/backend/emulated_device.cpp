@@ -140,15 +140,17 @@ void EmulatedDevice::attention(backend::KvCache& cache, int64_t r0, int64_t rows
   CpuBackend::attention(cache, r0, rows, qkv, l, p0, scale_mul, key_limit, out);
 }
 
-void EmulatedDevice::cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) const {
+void EmulatedDevice::cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, const backend::ImageDraw* draws,
+                         double ratio, float* out) const {
   check(logits, "cfg logits");
+  check(draws, "cfg draws");
   check(out, "cfg out");
-  CpuBackend::cfg(logits, batch, n, vocab, t, out);
+  CpuBackend::cfg(logits, batch, n, vocab, draws, ratio, out);
 }
 
 void EmulatedDevice::sample(const backend::SampleArgs& a) const {
   check(a.logits, "sample logits");
-  check(a.image_index, "sample image_index");
+  check(a.draws, "sample draws");
   check(a.tokens, "sample tokens");
   check(a.h, "sample h");
   check(a.codebook->embedding, "sample codebook");

@@ -59,7 +59,8 @@ class EmulatedDevice : public kernels::cpu::CpuBackend {
   void gather_rows(const float* table, int64_t n, const int32_t* idx, int64_t count, float* out) const override;
   void attention(backend::KvCache& cache, int64_t r0, int64_t rows, const float* qkv, int64_t l, int64_t p0,
                  const float* scale_mul, std::span<const int> key_limit, float* out) const override;
-  void cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) const override;
+  void cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, const backend::ImageDraw* draws, double ratio,
+           float* out) const override;
   void sample(const backend::SampleArgs& args) const override;
   void embed_tokens(const backend::CodebookWeights& codebook, const int64_t* idx, int64_t n, float* h) const override;
   void nearest_code(const backend::CodebookWeights& codebook, const float* z, int64_t n, int64_t* idx) const override;

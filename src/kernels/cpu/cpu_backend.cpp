@@ -177,13 +177,20 @@ void CpuBackend::attention(backend::KvCache& cache, int64_t r0, int64_t rows, co
 
 // ---- head, guidance, sampling --------------------------------------------------------------------
 
-void CpuBackend::cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) const {
-  apply_cfg(logits, batch, n, vocab, t, out);
+void CpuBackend::cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, const backend::ImageDraw* draws,
+                     double ratio, float* out) const {
+  // Images sharing one strength (a plain request) go through in one call, as one image would.
+  const int64_t row = n * vocab;
+  for (int64_t b0 = 0; b0 < batch;) {
+    int64_t b1 = b0 + 1;
+    while (b1 < batch && draws[b1].cfg == draws[b0].cfg) ++b1;
+    apply_cfg_rows(logits + b0 * row, logits + (batch + b0) * row, (b1 - b0) * row, draws[b0].cfg * ratio,
+                   out + b0 * row);
+    b0 = b1;
+  }
 }
 
 void CpuBackend::sample(const backend::SampleArgs& a) const {
-  const FilterParams fp{a.top_k, a.top_p, a.temperature};
-  const CounterRng rng{a.seed};
   const auto& cb = static_cast<const CpuCodebook&>(*a.codebook);
   const float* codebook = cb.embedding.data<float>();  // [V, Cvae]
   const int64_t cvae = cb.cvae, vocab = a.vocab, l = a.l;
@@ -191,13 +198,16 @@ void CpuBackend::sample(const backend::SampleArgs& a) const {
 #pragma omp parallel for schedule(dynamic, 1) if (a.batch * l > 1)
   for (int64_t i = 0; i < a.batch * l; ++i) {
     const int64_t b = i / l, t = i % l;
+    const backend::ImageDraw& d = a.draws[b];
+    const FilterParams fp{d.top_k, d.top_p, d.temperature[si]};
+    const CounterRng rng{d.seed};
     float* lg = a.logits + i * vocab;
-    const uint32_t img = a.image_index[b];
+    const uint32_t img = d.image_index;
     const double u = rng.uniform(img, si, static_cast<uint32_t>(t), 0);
     const int idx = sample_token(lg, static_cast<int>(vocab), fp, u);  // lg is now filtered
     a.tokens[b * a.token_stride + a.token_begin + t] = idx;
     float* hi = a.h + i * cvae;
-    if (!a.smooth) {
+    if (!d.smooth) {
       std::memcpy(hi, codebook + idx * cvae, sizeof(float) * static_cast<size_t>(cvae));
       continue;
     }

@@ -114,12 +114,16 @@ std::vector<double> sampling_distribution(const float* logits, int vocab, const 
   return w;
 }
 
-void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) {
+void apply_cfg_rows(const float* cond, const float* uncond, int64_t n, double t, float* out) {
   // The reference multiplies f32 tensors by Python floats: both factors are rounded to f32 once.
   const float a = static_cast<float>(1.0 + t), b = static_cast<float>(t);
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) out[i] = a * cond[i] - b * uncond[i];
+}
+
+void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out) {
   const int64_t half = batch * n * vocab;
-#pragma omp parallel for if (half > (1 << 16))
-  for (int64_t i = 0; i < half; ++i) out[i] = a * logits[i] - b * logits[half + i];
+  apply_cfg_rows(logits, logits + half, half, t, out);
 }
 
 }  // namespace varcode::kernels::cpu

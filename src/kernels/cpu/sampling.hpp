@@ -16,8 +16,8 @@ struct CounterRng {
 };
 
 struct FilterParams {
-  int top_k = 0;       // 0 disables; keeps logits >= the k-th largest (ties kept)
-  double top_p = 0;    // 0 disables
+  int top_k = 0;     // 0 disables; keeps logits >= the k-th largest (ties kept)
+  double top_p = 0;  // 0 disables
   double temperature = 1.0;
 };
 
@@ -32,5 +32,7 @@ std::vector<double> sampling_distribution(const float* logits, int vocab, const 
 
 // CFG: out [B, n, V] = (1 + t) * logits[cond rows] - t * logits[uncond rows], logits [2B, n, V].
 void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out);
+// The same over n values: out = (1 + t) * cond - t * uncond.
+void apply_cfg_rows(const float* cond, const float* uncond, int64_t n, double t, float* out);
 
 }  // namespace varcode::kernels::cpu
