@@ -179,9 +179,6 @@ class GenerationResult:
 class Generator:
     """A loaded pipeline: a VQ-VAE with one VAR model, or a CoDe drafter/refiner pair.
 
-    Generator(vae, model=None, drafter=None, refiner=None, draft_steps=None, dtype="auto",
-              device="auto", threads=None)
-
     Args:
         vae:         the VQ-VAE file (vae_ch160v4096z32.pth, or .safetensors).
         model:       one VAR model (original VAR), or ...

@@ -192,3 +192,14 @@ def test_every_public_function_has_a_docstring():
     assert list(pyinspect.signature(varcode.Generator.edit).parameters)[1:6] == ["image", "mask", "box", "outpaint",
                                                                                  "class_"]
     assert varcode.__version__ == "0.1.0"
+
+
+def test_progress_without_tqdm_prints_plain_lines(builtin, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now raises ImportError
+    builtin.generate(0, seed=1, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "[generate] drafter scale 1/6 (images 0/1 done)"
+    assert err[-1] == "[generate] vae: decoding images 1-1"
+    assert len(err) == 7
