@@ -41,7 +41,10 @@ typedef enum varcode_status {
   VARCODE_ERROR_FILE = 2,             /* a file is missing, unreadable, or not what was expected */
   VARCODE_ERROR_CANCELLED = 3,        /* the cancellation flag was raised (or the callback asked) */
   VARCODE_ERROR_OUT_OF_MEMORY = 4,
-  VARCODE_ERROR_RUNTIME = 5 /* anything else (an engine failure) */
+  VARCODE_ERROR_RUNTIME = 5, /* anything else (an engine failure) */
+  /* Not a status: gives the enum the range of int, so a value from another version is no
+   * undefined behaviour in C++ (the convention of Vulkan's *_MAX_ENUM). The same below. */
+  VARCODE_STATUS_MAX_ENUM_ = 0x7FFFFFFF
 } varcode_status;
 
 /* "ok", "invalid argument", "file", "cancelled", "out of memory", "runtime"; "unknown" otherwise. */
@@ -52,7 +55,8 @@ const char* varcode_last_error(void);
 typedef enum varcode_dtype {
   VARCODE_DTYPE_AUTO = 0, /* bf16 where the CPU has AVX512-BF16 or AMX, else f32 */
   VARCODE_DTYPE_F32 = 1,
-  VARCODE_DTYPE_BF16 = 2
+  VARCODE_DTYPE_BF16 = 2,
+  VARCODE_DTYPE_MAX_ENUM_ = 0x7FFFFFFF
 } varcode_dtype;
 
 /* Worker threads for every kernel, for calls made from this thread (0 = all cores unless
@@ -167,9 +171,10 @@ void varcode_result_free(varcode_result* result); /* NULL is fine */
 
 /* Zero-shot editing: inpainting, outpainting, class-conditional editing. */
 typedef enum varcode_mask_kind {
-  VARCODE_MASK_ARRAY = 0,   /* mask / mask_height / mask_width: f32 values in [0, 1] (1 = regenerate) */
-  VARCODE_MASK_BOX = 1,     /* box: x0, y0, x1, y1 in the picture's pixels, regenerated */
-  VARCODE_MASK_OUTPAINT = 2 /* outpaint_margin: a border of that many pixels regenerated */
+  VARCODE_MASK_ARRAY = 0,    /* mask / mask_height / mask_width: f32 values in [0, 1] (1 = regenerate) */
+  VARCODE_MASK_BOX = 1,      /* box: x0, y0, x1, y1 in the picture's pixels, regenerated */
+  VARCODE_MASK_OUTPAINT = 2, /* outpaint_margin: a border of that many pixels regenerated */
+  VARCODE_MASK_MAX_ENUM_ = 0x7FFFFFFF
 } varcode_mask_kind;
 
 typedef struct varcode_edit_request {

@@ -89,6 +89,8 @@ varcode::ComputeDType compute_dtype_of(varcode_dtype dt) {
       return varcode::ComputeDType::f32;
     case VARCODE_DTYPE_BF16:
       return varcode::ComputeDType::bf16;
+    default:
+      break;
   }
   throw varcode::Error("dtype: expected VARCODE_DTYPE_AUTO, VARCODE_DTYPE_F32 or VARCODE_DTYPE_BF16, got " +
                        std::to_string(static_cast<int>(dt)));
@@ -159,6 +161,8 @@ const char* varcode_status_name(varcode_status status) {
       return "out of memory";
     case VARCODE_ERROR_RUNTIME:
       return "runtime";
+    default:
+      break;
   }
   return "unknown";
 }
