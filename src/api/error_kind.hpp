@@ -30,6 +30,7 @@ inline Failure classify_current_exception(const std::vector<std::string>& files,
   } catch (const Error& e) {
     const std::string m = e.what();
     if (cancelled) return {ErrorKind::cancelled, m};
+    if (m.rfind("out of memory", 0) == 0) return {ErrorKind::out_of_memory, m};  // Tensor's failed allocation
     for (const std::string& f : files)
       if (!f.empty() && m.rfind(f, 0) == 0) return {ErrorKind::file, m};
     return {ErrorKind::invalid_argument, m};

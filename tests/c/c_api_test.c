@@ -315,6 +315,20 @@ static void check_generate(varcode_generator* g) {
   t.num_temperatures = VARCODE_MAX_SCALES + 1;
   CHECK_FAILS(varcode_generate(g, &bad, NULL, NULL, NULL, &b), VARCODE_ERROR_INVALID_ARGUMENT, "num_temperatures");
   CHECK(b == NULL);
+#ifndef __SANITIZE_ADDRESS__ /* ASan aborts on an allocation it cannot serve instead of failing it */
+  {
+    /* 10^8 images: the result alone needs ~1.3 TB, which no allocation serves */
+    const size_t huge = 100000000;
+    int* many = (int*)calloc(huge, sizeof(int));
+    if (many) {
+      bad = req;
+      bad.classes = many;
+      bad.num_images = huge;
+      CHECK_FAILS(varcode_generate(g, &bad, NULL, NULL, NULL, &b), VARCODE_ERROR_OUT_OF_MEMORY, "out of memory");
+      free(many);
+    }
+  }
+#endif
 
   /* editing the first picture */
   varcode_edit_request e;
