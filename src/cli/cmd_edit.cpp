@@ -10,6 +10,7 @@
 #include "class_list.hpp"
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "varcode/inputs.hpp"
 #include "varcode/io.hpp"
 
 namespace varcode::cli {
@@ -25,61 +26,16 @@ struct EditFlags {
   bool seed_given = false, quiet = false;
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The regenerate-mask at the picture's original resolution [H, W] (1 =
-// regenerate).
+// The regenerate-mask on the generator's square picture [side, side] (1 =
+// regenerate), from the flag given, at the picture's original resolution.
 Tensor mask_from_flags(const EditFlags& f, int orig_h, int orig_w, int side) {
-  if (!f.mask.empty()) {
-    Tensor m;
-    if (ends_with(f.mask, ".npy")) {
-      m = load_npy(f.mask);
-      if (m.dtype() != DType::f32 || m.ndim() != 2)
-        throw Error(f.mask + ": expected a float32 mask [H, W] (1 = regenerate), got " + shape_str(m.shape()));
-      for (int64_t i = 0; i < m.numel(); ++i) {
-        const float v = m.data<float>()[i];
-        if (!(v >= 0.0f && v <= 1.0f)) throw Error(f.mask + ": mask values must be in [0, 1]");
-      }
-    } else {
-      Tensor png = load_png(f.mask);  // [3, H, W]: non-black pixels are regenerated
-      const int64_t H = png.dim(1), W = png.dim(2);
-      m = Tensor::empty(DType::f32, {H, W});  // [H, W]
-      for (int64_t i = 0; i < H * W; ++i) {
-        const float* p = png.data<float>();
-        m.data<float>()[i] = (p[i] + p[H * W + i] + p[2 * H * W + i]) > 0 ? 1.0f : 0.0f;
-      }
-    }
-    const int64_t H = m.dim(0), W = m.dim(1);
-    // A mask of the picture's size follows the picture's crop; another size
-    // must be square (it then covers the prepared square picture).
-    if (!(H == orig_h && W == orig_w) && H != W)
-      throw Error(f.mask + ": a mask of " + std::to_string(W) + "x" + std::to_string(H) +
-                  " cannot be mapped onto the picture (" + std::to_string(orig_w) + "x" + std::to_string(orig_h) +
-                  "): give it the picture's size or make it square");
-    return fit_mask(m, side);
-  }
-  Tensor m = Tensor::zeros(DType::f32, {orig_h, orig_w});  // [H, W]
+  if (!f.mask.empty()) return fit_edit_mask(load_mask(f.mask), orig_h, orig_w, side, f.mask);
   if (!f.box.empty()) {
     std::vector<int> b = parse_int_list(f.box, "--box");
     if (b.size() != 4) throw Error("--box: expected X0,Y0,X1,Y1, got '" + f.box + "'");
-    if (b[0] < 0 || b[1] < 0 || b[2] > orig_w || b[3] > orig_h || b[0] >= b[2] || b[1] >= b[3])
-      throw Error("--box " + f.box + " is not a non-empty rectangle inside the picture (0,0," + std::to_string(orig_w) +
-                  "," + std::to_string(orig_h) + ")");
-    for (int y = b[1]; y < b[3]; ++y)
-      for (int x = b[0]; x < b[2]; ++x) m.data<float>()[static_cast<int64_t>(y) * orig_w + x] = 1.0f;
-  } else {
-    const int g = f.outpaint;
-    if (g <= 0 || 2 * g >= std::min(orig_h, orig_w))
-      throw Error("--outpaint " + std::to_string(g) + ": the margin must be in [1, " +
-                  std::to_string((std::min(orig_h, orig_w) - 1) / 2) + "] pixels");
-    for (int y = 0; y < orig_h; ++y)
-      for (int x = 0; x < orig_w; ++x)
-        if (y < g || x < g || y >= orig_h - g || x >= orig_w - g)
-          m.data<float>()[static_cast<int64_t>(y) * orig_w + x] = 1.0f;
+    return fit_edit_mask(box_mask(orig_h, orig_w, b[0], b[1], b[2], b[3], "--box"), orig_h, orig_w, side, "--box");
   }
-  return fit_mask(m, side);
+  return fit_edit_mask(outpaint_mask(orig_h, orig_w, f.outpaint, "--outpaint"), orig_h, orig_w, side, "--outpaint");
 }
 }  // namespace
 
@@ -116,12 +72,6 @@ void register_edit(CLI::App& app) {
     Tensor pic = load_picture(f->image, side, &orig_h, &orig_w);  // [3, S, S]
     req.image = pic.reshape({1, 3, side, side});
     req.mask = mask_from_flags(*f, orig_h, orig_w, side);
-    double regen = 0;
-    for (int64_t i = 0; i < req.mask.numel(); ++i) regen += req.mask.data<float>()[i];
-    if (regen == 0)
-      throw Error(
-          "edit: the mask regenerates nothing (it is empty after "
-          "mapping onto the picture)");
     const std::vector<int> cls =
         parse_classes(f->class_label, "--class", gen.num_classes(), class_names(f->pipe, gen.num_classes()));
     if (cls.size() != 1) throw Error("--class: expected one class, got '" + f->class_label + "'");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "varcode/inputs.hpp"
 #include "varcode/io.hpp"
 #include "varcode/runtime.hpp"
 
@@ -75,44 +76,19 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
   return out;
 }
 
-namespace {
-// CoDe hand-over for the built-in pair: the drafter draws scales 1-3 of 6 (14
-// of 130 tokens).
-constexpr int kBuiltinDraftSteps = 3;
-
-std::string builtin_models_dir() {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> tried;
-  if (const char* env = std::getenv("VARCODE_MODELS"); env && *env) {
-    tried.emplace_back(env);
-  } else {
-    std::error_code ec;
-    const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
-    if (!ec) {
-      tried.push_back(exe_dir / ".." / "models");
-      tried.push_back(exe_dir / ".." / "share" / "varcode" / "models");
-    }
-  }
-  std::string where;
-  for (const fs::path& dir : tried) {
-    if (fs::exists(dir / "fashion_drafter.pth")) return fs::weakly_canonical(dir).string();
-    where += (where.empty() ? "" : ", ") + dir.lexically_normal().string();
-  }
-  throw Error(
-      "no model given (--model, or --drafter/--refiner/--draft-steps, "
-      "with --vae) and the built-in Fashion-MNIST "
-      "models are not found (looked for fashion_drafter.pth in: " +
-      (where.empty() ? std::string("nowhere") : where) + "; set VARCODE_MODELS to their directory)");
-}
-}  // namespace
-
 void apply_default_models(PipelineFlags& f) {
   if (f.vae.empty() && f.model.empty() && f.drafter.empty()) {
-    const std::string dir = builtin_models_dir();
-    f.vae = dir + "/fashion_vae.pth";
-    f.drafter = dir + "/fashion_drafter.pth";
-    f.refiner = dir + "/fashion_refiner.pth";
-    f.draft_steps = kBuiltinDraftSteps;
+    ModelFiles builtin;
+    try {
+      builtin = builtin_model_files();
+    } catch (const Error& e) {
+      throw Error("no model given (--model, or --drafter/--refiner/--draft-steps, with --vae) and " +
+                  std::string(e.what()));
+    }
+    f.vae = builtin.vae;
+    f.drafter = builtin.drafter;
+    f.refiner = builtin.refiner;
+    f.draft_steps = builtin.draft_steps;
     return;
   }
   if (f.vae.empty())

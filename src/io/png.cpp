@@ -125,18 +125,22 @@ void write_png(const std::string& path, const Image8& img) {
   write_file_atomically(path, out.data(), bytes);
 }
 
-Image8 image_from_chw(const float* chw, int height, int width) {
-  Image8 img;
-  img.width = width;
-  img.height = height;
+void chw_to_rgb8(const float* chw, int height, int width, uint8_t* dst) {
   const size_t plane = size_t(height) * size_t(width);
-  img.rgb.resize(plane * 3);
   for (size_t i = 0; i < plane; ++i)
     for (size_t c = 0; c < 3; ++c) {
       float v = chw[c * plane + i];
       v = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 1.0f);
-      img.rgb[i * 3 + c] = static_cast<uint8_t>(v * 255.0f);
+      dst[i * 3 + c] = static_cast<uint8_t>(v * 255.0f);
     }
+}
+
+Image8 image_from_chw(const float* chw, int height, int width) {
+  Image8 img;
+  img.width = width;
+  img.height = height;
+  img.rgb.resize(size_t(height) * size_t(width) * 3);
+  chw_to_rgb8(chw, height, width, img.rgb.data());
   return img;
 }
 

@@ -21,5 +21,7 @@ void write_png(const std::string& path, const Image8& img);  // atomic
 // float [3, H, W] in [0, 1] -> bytes as the reference's sampling scripts do: x * 255, truncated
 // (values are clamped to [0, 1] first).
 Image8 image_from_chw(const float* chw, int height, int width);
+// The same conversion into `dst` (height * width * 3 bytes, [H, W, 3]).
+void chw_to_rgb8(const float* chw, int height, int width, uint8_t* dst);
 
 }  // namespace varcode::io
