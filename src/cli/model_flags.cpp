@@ -21,11 +21,13 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   auto* model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
   auto* drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
   auto* refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");
-  auto* steps = cmd->add_option("--draft-steps", f.draft_steps, "Scales the drafter generates (1 .. SN-1)");
+  auto* steps = cmd->add_option("--draft-steps", f.draft_steps,
+                                "Scales the drafter generates (1 .. SN-1); alone, with the built-in models, the pair "
+                                "fine-tuned for it when there is one");
+  steps->each([&f](const std::string&) { f.draft_steps_given = true; });
   model->excludes(drafter)->excludes(refiner)->excludes(steps);
   drafter->needs(refiner)->needs(steps);
-  refiner->needs(drafter);
-  steps->needs(drafter);
+  refiner->needs(drafter);  // --draft-steps alone: the built-in pair (apply_default_models)
   cmd->add_option("--dtype", f.dtype, "Compute dtype: auto (bf16 where the CPU has it), f32 or bf16")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
@@ -76,8 +78,9 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
 }
 
 namespace {
-// CoDe hand-over for the built-in pair: the drafter draws scales 1-3 of 6 (14
-// of 130 tokens).
+// CoDe hand-over of the built-in models without --draft-steps: the drafter
+// draws scales 1-3 of 6 (14 of 130 tokens), with the pair fine-tuned for it
+// (the best row of the model card's quality table at 2x the drafter's speed).
 constexpr int kBuiltinDraftSteps = 3;
 
 std::string builtin_models_dir() {
@@ -110,11 +113,28 @@ void apply_default_models(PipelineFlags& f) {
   if (f.vae.empty() && f.model.empty() && f.drafter.empty()) {
     const std::string dir = builtin_models_dir();
     f.vae = dir + "/fashion_vae.pth";
-    f.drafter = dir + "/fashion_drafter.pth";
-    f.refiner = dir + "/fashion_refiner.pth";
-    f.draft_steps = kBuiltinDraftSteps;
+    if (!f.draft_steps_given) f.draft_steps = kBuiltinDraftSteps;
+    // A pair fine-tuned for N (tools/train/finetune_code.py) when shipped: its
+    // refiner, and its drafter unless the drafter's own tuning was not kept.
+    const std::string n = std::to_string(f.draft_steps);
+    const std::string drafter_n = "fashion_drafter_" + n + ".pth", refiner_n = "fashion_refiner_" + n + ".pth";
+    namespace fs = std::filesystem;
+    if (fs::exists(dir + "/" + refiner_n)) {
+      const bool own_drafter = fs::exists(dir + "/" + drafter_n);
+      f.drafter = dir + "/" + (own_drafter ? drafter_n : std::string("fashion_drafter.pth"));
+      f.refiner = dir + "/" + refiner_n;
+      std::fprintf(stderr, "built-in models: the CoDe pair fine-tuned for --draft-steps %s (%s, %s)\n", n.c_str(),
+                   own_drafter ? drafter_n.c_str() : "fashion_drafter.pth", refiner_n.c_str());
+    } else {
+      f.drafter = dir + "/fashion_drafter.pth";
+      f.refiner = dir + "/fashion_refiner.pth";
+    }
     return;
   }
+  if (f.drafter.empty() && f.draft_steps_given)
+    throw Error(
+        "--draft-steps: needs --drafter and --refiner (or no model flag at all: "
+        "the built-in models)");
   if (f.vae.empty())
     throw Error(
         "--vae: required with --model or --drafter (no model flag at "
