@@ -12,8 +12,8 @@ Three phases, one after the other, each skipped when its step count is 0:
 Teacher forcing on data tokens (the drafter frozen as the teacher), class dropout 10% to the
 unconditional class (the same labels for teacher and student, so that CFG's unconditional branch
 is distilled too; decided once per sequence), the teacher's top-k log-probabilities cached per
-sequence (so from the second epoch on a step costs only the refiner), AdamW, warm-up then cosine to 10% per phase, gradient
-clipping 2. Each phase keeps the weights with the lowest validation loss (its own loss on the
+sequence (so from the second epoch on a step costs only the refiner), AdamW, warm-up then cosine
+to 10% per phase, gradient clipping 2. Each phase keeps the weights with the lowest validation loss (its own loss on the
 validation tokens), and exports those.
 
 Models are loaded by their tensor shapes (tools/train/sample_ref.py): ours or VAR checkpoints in
@@ -24,12 +24,12 @@ int16 [n, L] tokens, int64 labels). Without it, the tool tokenizes the first --t
 Fashion-MNIST training images and --val-images test images with the given VAE, in resumable
 chunks under --tokens-cache (for ImageNet-sized models, make the tokens file first).
 
-Resumable: all state (phase, step, weights, optimizer, best weights) is in <work-dir>/ckpt.pt
-(the teacher cache in teacher_cache.pt),
-written atomically every --ckpt-every seconds and on exit; run the same command again to go
-on; the best weights so far are exported whenever they improve. --time-budget S ends this invocation after S seconds of training (checkpoint kept, the best
-weights so far exported), so a long run is split across sittings. Losses: <work-dir>/log.csv
-(train) and val.csv. The GPU is used when PyTorch sees one ($VARCODE_TRAIN_DEVICE forces cpu/cuda).
+Resumable: all state (phase, step, weights, optimizer, best weights) is in <work-dir>/ckpt.pt (the
+teacher cache in teacher_cache.pt), written atomically every --ckpt-every seconds and on exit
+(SIGTERM / Ctrl-C included); run the same command again to go on. The best weights so far are
+exported whenever they improve. --time-budget S ends this invocation after S seconds of training
+(checkpoint kept, the best weights exported), so a long run is split across sittings. Losses:
+<work-dir>/log.csv (train) and val.csv. The GPU is used when PyTorch sees one ($VARCODE_TRAIN_DEVICE forces cpu/cuda).
 
     nice -n 19 /usr/bin/python3 tools/train/finetune_code.py --draft-steps 3 --time-budget 3600
     # official files: --vae vae_ch160v4096z32.pth --drafter var_d30.pth --refiner var_d16.pth \\
@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -178,7 +179,8 @@ def main():
                     help="without --tokens: where the tokenized chunks are kept (shared by runs for every N)")
     ap.add_argument("--work-dir", default=None, help="checkpoint and logs (default $VARCODE_TRAIN_DIR/code_n<N>)")
     ap.add_argument("--out-dir", default=MODELS_DIR)
-    ap.add_argument("--prefix", default="fashion_", help="exports: <out-dir>/<prefix>drafter_<N>.pth, ...refiner_<N>.pth")
+    ap.add_argument("--prefix", default="fashion_",
+                    help="exports: <out-dir>/<prefix>drafter_<N>.pth, <out-dir>/<prefix>refiner_<N>.pth")
     ap.add_argument("--distill-steps", type=int, default=300)
     ap.add_argument("--special-steps", type=int, default=900)
     ap.add_argument("--drafter-steps", type=int, default=200)
@@ -307,6 +309,9 @@ def main():
     started = time.time()
     last_ck = time.time()
     stop = False
+    term = []  # SIGTERM / SIGINT: finish the step, checkpoint, export, exit (a kill loses nothing)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: term.append(1))
     while state["phase_i"] < len(PHASES) and not stop:
         phase = PHASES[state["phase_i"]]
         total = steps[phase]
@@ -325,7 +330,7 @@ def main():
         model.train()
         rng = np.random.default_rng(args.seed + 7919 * state["step"] + 104729 * state["phase_i"])
         while state["step"] < total:
-            if args.time_budget is not None and time.time() - started > args.time_budget:
+            if term or args.time_budget is not None and time.time() - started > args.time_budget:
                 stop = True
                 break
             s = state["step"]
@@ -368,7 +373,8 @@ def main():
     if state["phase_i"] >= len(PHASES):
         open(os.path.join(work, "DONE"), "w").write("ok")
     else:
-        print(f"stopped by --time-budget in phase {PHASES[state['phase_i']]} at step {state['step']}; "
+        why = "signal" if term else "--time-budget"
+        print(f"stopped ({why}) in phase {PHASES[state['phase_i']]} at step {state['step']}; "
               "run the same command again to resume", flush=True)
 
 
