@@ -45,6 +45,8 @@ void images_to_rgb8(const Tensor& images, uint8_t* dst);
 // scales), looked for in $VARCODE_MODELS when set, else in each of `dirs`, else beside the running
 // executable (<exe>/../models for a build tree, <exe>/../share/varcode/models for an installed
 // one). Error naming the places searched when none holds them.
-ModelFiles builtin_model_files(const std::vector<std::string>& dirs = {});
+// draft_steps: the CoDe hand-over wanted (0 = the built-in default, 3); the pair fine-tuned for it
+// (fashion_refiner_N.pth, and fashion_drafter_N.pth when shipped) is taken when there is one.
+ModelFiles builtin_model_files(const std::vector<std::string>& dirs = {}, int draft_steps = 0);
 
 }  // namespace varcode

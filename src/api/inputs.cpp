@@ -187,7 +187,7 @@ namespace {
 constexpr int kBuiltinDraftSteps = 3;
 }  // namespace
 
-ModelFiles builtin_model_files(const std::vector<std::string>& dirs) {
+ModelFiles builtin_model_files(const std::vector<std::string>& dirs, int draft_steps) {
   namespace fs = std::filesystem;
   std::vector<fs::path> tried;
   if (const char* env = std::getenv("VARCODE_MODELS"); env && *env) {
@@ -208,9 +208,14 @@ ModelFiles builtin_model_files(const std::vector<std::string>& dirs) {
       const std::string d = fs::weakly_canonical(dir, ec).string();
       ModelFiles files;
       files.vae = d + "/fashion_vae.pth";
-      files.drafter = d + "/fashion_drafter.pth";
-      files.refiner = d + "/fashion_refiner.pth";
-      files.draft_steps = kBuiltinDraftSteps;
+      files.draft_steps = draft_steps > 0 ? draft_steps : kBuiltinDraftSteps;
+      // A pair fine-tuned for N (tools/train/finetune_code.py) when shipped: its refiner, and its
+      // drafter unless the drafter's own tuning was not kept.
+      const std::string n = std::to_string(files.draft_steps);
+      const bool tuned = fs::exists(dir / ("fashion_refiner_" + n + ".pth"), ec);
+      const bool tuned_drafter = tuned && fs::exists(dir / ("fashion_drafter_" + n + ".pth"), ec);
+      files.drafter = d + (tuned_drafter ? "/fashion_drafter_" + n + ".pth" : std::string("/fashion_drafter.pth"));
+      files.refiner = d + (tuned ? "/fashion_refiner_" + n + ".pth" : std::string("/fashion_refiner.pth"));
       return files;
     }
     where += (where.empty() ? "" : ", ") + dir.lexically_normal().string();

@@ -22,11 +22,13 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   auto* model = cmd->add_option("--model", f.model, "One VAR model (original VAR)");
   auto* drafter = cmd->add_option("--drafter", f.drafter, "CoDe drafter (var_d30.pth or drafter_N.pth)");
   auto* refiner = cmd->add_option("--refiner", f.refiner, "CoDe refiner (var_d16.pth or refiner_N.pth)");
-  auto* steps = cmd->add_option("--draft-steps", f.draft_steps, "Scales the drafter generates (1 .. SN-1)");
+  auto* steps = cmd->add_option("--draft-steps", f.draft_steps,
+                                "Scales the drafter generates (1 .. SN-1); alone, with the built-in models, the pair "
+                                "fine-tuned for it when there is one");
+  steps->each([&f](const std::string&) { f.draft_steps_given = true; });
   model->excludes(drafter)->excludes(refiner)->excludes(steps);
   drafter->needs(refiner)->needs(steps);
-  refiner->needs(drafter);
-  steps->needs(drafter);
+  refiner->needs(drafter);  // --draft-steps alone: the built-in pair (apply_default_models)
   cmd->add_option("--dtype", f.dtype, "Compute dtype: auto (bf16 where the CPU has it), f32 or bf16")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
@@ -80,7 +82,7 @@ void apply_default_models(PipelineFlags& f) {
   if (f.vae.empty() && f.model.empty() && f.drafter.empty()) {
     ModelFiles builtin;
     try {
-      builtin = builtin_model_files();
+      builtin = builtin_model_files({}, f.draft_steps_given ? f.draft_steps : 0);
     } catch (const Error& e) {
       throw Error("no model given (--model, or --drafter/--refiner/--draft-steps, with --vae) and " +
                   std::string(e.what()));
@@ -89,8 +91,19 @@ void apply_default_models(PipelineFlags& f) {
     f.drafter = builtin.drafter;
     f.refiner = builtin.refiner;
     f.draft_steps = builtin.draft_steps;
+    const std::string n = std::to_string(f.draft_steps);
+    if (f.refiner.ends_with("fashion_refiner_" + n + ".pth")) {
+      const std::string drafter_name = std::filesystem::path(f.drafter).filename().string();
+      std::fprintf(stderr,
+                   "built-in models: the CoDe pair fine-tuned for --draft-steps %s (%s, fashion_refiner_%s.pth)\n",
+                   n.c_str(), drafter_name.c_str(), n.c_str());
+    }
     return;
   }
+  if (f.drafter.empty() && f.draft_steps_given)
+    throw Error(
+        "--draft-steps: needs --drafter and --refiner (or no model flag at all: "
+        "the built-in models)");
   if (f.vae.empty())
     throw Error(
         "--vae: required with --model or --drafter (no model flag at "

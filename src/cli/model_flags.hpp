@@ -13,6 +13,7 @@ namespace varcode::cli {
 struct PipelineFlags {
   std::string vae, model, drafter, refiner;
   int draft_steps = 0;
+  bool draft_steps_given = false;  // --draft-steps 0 is an error, not the default
   std::string dtype = "auto";
   int threads = 0;
 };
@@ -29,7 +30,9 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f);
 // <executable>/../models (a build tree), else
 // <executable>/../share/varcode/models (an installed tree). Error when a model
 // flag is given without --vae, or when no built-in models are found (naming the
-// places searched).
+// places searched). --draft-steps N alone picks the pair fine-tuned for N
+// (fashion_refiner_N.pth, fashion_drafter_N.pth when shipped) and says so on
+// stderr; without it, N = 3 with its pair.
 void apply_default_models(PipelineFlags& f);
 // apply_default_models, checks the combination (--model xor the pair) and opens
 // the generator.
