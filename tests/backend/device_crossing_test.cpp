@@ -83,7 +83,7 @@ TEST_P(DeviceCrossing, CollaborativeGenerationCrossesOnlyLabelsTokensAndImages) 
   }
 }
 
-TEST_P(DeviceCrossing, VarAndBatchesCrossOncePerBatch) {
+TEST_P(DeviceCrossing, VarGenerationCrossesOncePerBatch) {
   auto device = std::make_shared<test::EmulatedDevice>();
   Generator on_device = Generator::open(tiny_var(), GetParam(), device);
   Generator on_cpu = Generator::open(tiny_var(), GetParam());
