@@ -18,15 +18,15 @@ double now_seconds() {
 void sample_scale(const GenerationInput& in, int si, int num_scales, int64_t l, int64_t vocab, float* logits_cfg,
                   const Quantizer& quantizer, int64_t* tokens, int64_t token_stride, int64_t begin, float* h) {
   const int64_t B = static_cast<int64_t>(in.labels.size());
-  const SamplingSettings& s = in.sampling;
-  const FilterParams fp{s.top_k, s.top_p, s.temperature[static_cast<size_t>(si)]};
-  const CounterRng rng{in.seed};
   const Tensor& codebook = quantizer.embedding();  // [V, Cvae]
   const int64_t cvae = codebook.dim(1);
   const double ratio = num_scales > 1 ? static_cast<double>(si) / (num_scales - 1) : 0.0;
 #pragma omp parallel for schedule(dynamic, 1) if (B * l > 1)
   for (int64_t i = 0; i < B * l; ++i) {
     const int64_t b = i / l, t = i % l;
+    const SamplingSettings& s = in.image_sampling.empty() ? in.sampling : in.image_sampling[static_cast<size_t>(b)];
+    const FilterParams fp{s.top_k, s.top_p, s.temperature[static_cast<size_t>(si)]};
+    const CounterRng rng{in.seeds.empty() ? in.seed : in.seeds[static_cast<size_t>(b)]};
     float* lg = logits_cfg + i * vocab;
     const uint32_t img = in.image_index[static_cast<size_t>(b)];
     const double u = rng.uniform(img, static_cast<uint32_t>(si), static_cast<uint32_t>(t), 0);
@@ -112,6 +112,12 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
   if (B == 0) throw Error("nothing to generate: no classes given");
   if (static_cast<int>(in.sampling.temperature.size()) != SN)
     throw Error("internal: one temperature per scale expected");
+  if (!in.seeds.empty() && static_cast<int64_t>(in.seeds.size()) != B)
+    throw Error("internal: one seed per image expected");
+  if (!in.image_sampling.empty() && static_cast<int64_t>(in.image_sampling.size()) != B)
+    throw Error("internal: one sampling setting per image expected");
+  for (const SamplingSettings& s : in.image_sampling)
+    if (static_cast<int>(s.temperature.size()) != SN) throw Error("internal: one temperature per scale expected");
 
   GenerationOutput out;
   out.tokens = Tensor::zeros(DType::i64, {B, L});          // [B, L]
@@ -179,7 +185,13 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
     }
     model->head(st, x.data<float>(), x_len, head_from, l, logits.data<float>());
     const double ratio = SN > 1 ? static_cast<double>(si) / (SN - 1) : 0.0;
-    apply_cfg(logits.data<float>(), B, l, V, in.sampling.cfg * ratio, logits_cfg.data<float>());
+    if (in.image_sampling.empty()) {
+      apply_cfg(logits.data<float>(), B, l, V, in.sampling.cfg * ratio, logits_cfg.data<float>());
+    } else {
+      std::vector<double> t(static_cast<size_t>(B));
+      for (int64_t b = 0; b < B; ++b) t[static_cast<size_t>(b)] = in.image_sampling[static_cast<size_t>(b)].cfg * ratio;
+      apply_cfg_per_image(logits.data<float>(), B, l, V, t.data(), logits_cfg.data<float>());
+    }
     sample_scale(in, si, SN, l, V, logits_cfg.data<float>(), quantizer_, out.tokens.data<int64_t>(), L, begin,
                  h.data<float>());
 

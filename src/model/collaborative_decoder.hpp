@@ -32,6 +32,10 @@ struct GenerationInput {
   std::vector<uint32_t> image_index;   // B: the index keying each image's random draws
   uint64_t seed = 0;
   SamplingSettings sampling;
+  // Per image (B entries) when not empty, instead of `seed` / `sampling`: one batch may carry
+  // images of different requests.
+  std::vector<uint64_t> seeds;
+  std::vector<SamplingSettings> image_sampling;
   const EditGuide* edit = nullptr;
 };
 

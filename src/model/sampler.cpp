@@ -122,4 +122,14 @@ void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, dou
   for (int64_t i = 0; i < half; ++i) out[i] = a * logits[i] - b * logits[half + i];
 }
 
+void apply_cfg_per_image(const float* logits, int64_t batch, int64_t n, int64_t vocab, const double* t, float* out) {
+  const int64_t row = n * vocab, half = batch * row;
+#pragma omp parallel for if (half > (1 << 16))
+  for (int64_t i = 0; i < half; ++i) {
+    const double ti = t[i / row];
+    const float a = static_cast<float>(1.0 + ti), b = static_cast<float>(ti);
+    out[i] = a * logits[i] - b * logits[half + i];
+  }
+}
+
 }  // namespace varcode::model

@@ -32,5 +32,8 @@ std::vector<double> sampling_distribution(const float* logits, int vocab, const 
 
 // CFG: out [B, n, V] = (1 + t) * logits[cond rows] - t * logits[uncond rows], logits [2B, n, V].
 void apply_cfg(const float* logits, int64_t batch, int64_t n, int64_t vocab, double t, float* out);
+// The same with a strength per image: t[b] combines rows b and batch + b (the same arithmetic, so
+// an image comes out as it does in apply_cfg with t = t[b]).
+void apply_cfg_per_image(const float* logits, int64_t batch, int64_t n, int64_t vocab, const double* t, float* out);
 
 }  // namespace varcode::model
