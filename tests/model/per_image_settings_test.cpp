@@ -96,21 +96,21 @@ void expect_mixed_batch_equals_alone(const Generator& gen) {
 }
 }  // namespace
 
-class PerImageSettingsDtype : public ::testing::TestWithParam<ComputeDType> {};
+class PerImageGenerationDtype : public ::testing::TestWithParam<ComputeDType> {};
 
-TEST_P(PerImageSettingsDtype, MixedBatchEqualsEachImageAloneFashion) {
+TEST_P(PerImageGenerationDtype, MixedBatchEqualsEachImageAloneFashion) {
   expect_mixed_batch_equals_alone(Generator::open(fashion_pair(), GetParam()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, PerImageSettingsDtype, ::testing::Values(ComputeDType::f32, ComputeDType::bf16));
+INSTANTIATE_TEST_SUITE_P(Dtypes, PerImageGenerationDtype, ::testing::Values(ComputeDType::f32, ComputeDType::bf16));
 
 // The 256 px schedule (10 scales) of the tiny fixtures, in bf16 (the GEMM and KV-cache paths of
 // the official models).
-TEST(PerImageSettings, MixedBatchEqualsEachImageAloneTinyBf16) {
+TEST(PerImageGeneration, MixedBatchEqualsEachImageAloneTinyBf16) {
   expect_mixed_batch_equals_alone(Generator::open(tiny_pair(4), ComputeDType::bf16));
 }
 
-TEST(PerImageSettings, SeedsAndSettingsOfOneValueEqualTheRequestWide) {
+TEST(PerImageGeneration, SeedsAndSettingsOfOneValueEqualTheRequestWide) {
   Generator gen = Generator::open(fashion_pair(), ComputeDType::f32);
   GenerateRequest wide;
   wide.classes = {0, 5, 7};
@@ -126,7 +126,7 @@ TEST(PerImageSettings, SeedsAndSettingsOfOneValueEqualTheRequestWide) {
   for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(png_of(a, i), png_of(b, i));
 }
 
-TEST(PerImageSettings, DraftStepsOverrideEqualsAPipelineOpenedWithIt) {
+TEST(PerImageGeneration, DraftStepsOverrideEqualsAPipelineOpenedWithIt) {
   Generator n3 = Generator::open(fashion_pair(), ComputeDType::f32);
   ModelFiles f2 = fashion_pair();
   f2.draft_steps = 2;

@@ -9,7 +9,7 @@ namespace varcode::test {
 
 namespace {
 
-class ServeApi : public ::testing::Test {
+class ServeCliApi : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     server_ = new ServeProcess({"--max-batch", "8", "--batch-window", "10", "--max-body-mb", "1"});
@@ -45,7 +45,7 @@ class ServeApi : public ::testing::Test {
   static ServeProcess* server_;
   TempDir tmp_;
 };
-ServeProcess* ServeApi::server_ = nullptr;
+ServeProcess* ServeCliApi::server_ = nullptr;
 
 // A non-square picture for the edits (the server crops and resizes it as `varcode edit` does).
 std::string write_picture(const TempDir& tmp) {
@@ -58,7 +58,7 @@ std::string write_picture(const TempDir& tmp) {
 
 }  // namespace
 
-TEST_F(ServeApi, HealthModelsAndPage) {
+TEST_F(ServeCliApi, HealthModelsAndPage) {
   auto c = server_->client();
   auto h = c.Get("/health");
   ASSERT_TRUE(h);
@@ -89,7 +89,7 @@ TEST_F(ServeApi, HealthModelsAndPage) {
   EXPECT_NE(js->body.find("/v1/jobs"), std::string::npos);
 }
 
-TEST_F(ServeApi, GenerationsEqualTheCliFiles) {
+TEST_F(ServeCliApi, GenerationsEqualTheCliFiles) {
   // Defaults, and then every sampling field and another hand-over point.
   struct Case {
     json body;
@@ -140,7 +140,7 @@ TEST_F(ServeApi, GenerationsEqualTheCliFiles) {
   EXPECT_TRUE(json::parse(r->body)["data"][0]["seed"].is_number_unsigned());
 }
 
-TEST_F(ServeApi, BadGenerationRequestsName400Fields) {
+TEST_F(ServeCliApi, BadGenerationRequestsName400Fields) {
   auto c = server_->client();
   auto r = c.Post("/v1/images/generations", "{\"prompt\": \"bag\",", "application/json");
   ASSERT_TRUE(r);
@@ -172,7 +172,7 @@ TEST_F(ServeApi, BadGenerationRequestsName400Fields) {
   expect_bad({{"prompt", "bag"}, {"size", "64x64"}}, "size");
 }
 
-TEST_F(ServeApi, OversizeBodyUnknownRoutesAndJobs) {
+TEST_F(ServeCliApi, OversizeBodyUnknownRoutesAndJobs) {
   auto c = server_->client();
   const std::string big = "{\"prompt\": \"bag\", \"user\": \"" + std::string(size_t{2} << 20, 'x') + "\"}";
   auto r = c.Post("/v1/images/generations", big, "application/json");
@@ -193,7 +193,7 @@ TEST_F(ServeApi, OversizeBodyUnknownRoutesAndJobs) {
   EXPECT_EQ(r->status, 404);
 }
 
-TEST_F(ServeApi, JobsRunAndServeTheSameImages) {
+TEST_F(ServeCliApi, JobsRunAndServeTheSameImages) {
   auto c = server_->client();
   const json body = {{"prompt", "dress"}, {"n", 2}, {"seed", 77}};
   auto r = c.Post("/v1/jobs", body.dump(), "application/json");
@@ -230,7 +230,7 @@ TEST_F(ServeApi, JobsRunAndServeTheSameImages) {
   EXPECT_EQ(error_param(r->body), "top_p");
 }
 
-TEST_F(ServeApi, EditsEqualTheCliFiles) {
+TEST_F(ServeCliApi, EditsEqualTheCliFiles) {
   const std::string picture = write_picture(tmp_);
   const std::string png = read_bytes(picture);
   // A mask of the picture's size: a blob in the middle.
@@ -289,7 +289,7 @@ TEST_F(ServeApi, EditsEqualTheCliFiles) {
   EXPECT_TRUE(img->body == read_bytes(tmp_.path("edited0.png")));
 }
 
-TEST_F(ServeApi, BadEditsName400Fields) {
+TEST_F(ServeCliApi, BadEditsName400Fields) {
   const std::string png = read_bytes(write_picture(tmp_));
   Tensor black = Tensor::zeros(DType::f32, {3, 40, 52});  // [3, H, W]
   const std::string black_path = tmp_.path("black.png");
@@ -330,7 +330,7 @@ TEST_F(ServeApi, BadEditsName400Fields) {
   EXPECT_EQ(error_param(r->body), "body");
 }
 
-TEST_F(ServeApi, MetricsArePrometheusText) {
+TEST_F(ServeCliApi, MetricsArePrometheusText) {
   ASSERT_EQ(post_json({{"prompt", "coat"}, {"n", 2}, {"seed", 1}})->status, 200);
   auto r = server_->client().Get("/metrics");
   ASSERT_TRUE(r);
@@ -345,7 +345,7 @@ TEST_F(ServeApi, MetricsArePrometheusText) {
 }
 
 // Queue limits, cancellation and the API key need servers of their own.
-TEST(ServeLimits, FullQueueIs503AndQueuedJobsCancel) {
+TEST(ServeCliLimits, FullQueueIs503AndQueuedJobsCancel) {
   // A long batch window keeps the jobs queued while the test looks at them.
   ServeProcess server({"--max-queue", "2", "--max-batch", "16", "--batch-window", "60000"});
   auto c = server.client();
@@ -385,7 +385,7 @@ TEST(ServeLimits, FullQueueIs503AndQueuedJobsCancel) {
   EXPECT_EQ(again->status, 202);
 }
 
-TEST(ServeLimits, ApiKeyIsRequiredEverywhereButHealthAndThePage) {
+TEST(ServeCliLimits, ApiKeyIsRequiredEverywhereButHealthAndThePage) {
   ServeProcess server({"--api-key", "s3cret"});
   auto c = server.client();
   EXPECT_EQ(c.Get("/health")->status, 200);
@@ -412,7 +412,7 @@ TEST(ServeLimits, ApiKeyIsRequiredEverywhereButHealthAndThePage) {
   EXPECT_EQ(r->status, 200);
 }
 
-TEST(ServeLimits, BadFlagsAreErrors) {
+TEST(ServeCliLimits, BadFlagsAreErrors) {
   TempDir tmp;
   expect_failure(run_cli("serve --device cuda", tmp), "no CUDA backend", tmp);
   expect_failure(run_cli("serve --host 203.0.113.7 --port 1", tmp), "cannot listen", tmp);
