@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -84,9 +85,11 @@ void register_serve(CLI::App& app) {
                 f->opt.api_key.empty() ? "" : ", API key required");
     std::fflush(stdout);
 
-    std::thread stopper([&http, stop_signals] {
+    std::atomic<bool> signalled{false};
+    std::thread stopper([&http, &signalled, stop_signals] {
       int sig = 0;
       sigwait(&stop_signals, &sig);
+      signalled = true;
       std::fprintf(stderr, "varcode serve: signal %d: taking no new work, finishing what was taken\n", sig);
       std::thread second([stop_signals] {
         int again = 0;
@@ -98,6 +101,8 @@ void register_serve(CLI::App& app) {
       http.shutdown();
     });
     http.serve();
+    // The listener ended without a signal (it failed): wake the stopper so that it can end too.
+    if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);
     stopper.join();
     std::fprintf(stderr, "varcode serve: stopped\n");
   });
