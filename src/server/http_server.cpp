@@ -180,6 +180,7 @@ struct HttpServer::Impl {
               {"classes", classes},
               {"images_done", v.images_done},
               {"images", images},
+              {"version", v.version},
               {"progress",
                {{"stage", v.stage.empty() ? json(nullptr) : json(v.stage)},
                 {"scale", v.scale},
@@ -354,9 +355,21 @@ void HttpServer::Impl::routes() {
               res.set_header("Location", j["url"].get<std::string>());
               send_json(res, 202, j);
             }));
-  http.Get(R"(/v1/jobs/([A-Za-z0-9_]+))", [this](const httplib::Request& req, httplib::Response& res) {
-    if (auto job = job_or_404(req.matches[1], res)) send_json(res, 200, job_json(scheduler.view(job)));
-  });
+  // ?after=VERSION: a long poll, answered once the job has changed past that version (at most 10 s).
+  http.Get(R"(/v1/jobs/([A-Za-z0-9_]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+             auto job = job_or_404(req.matches[1], res);
+             if (!job) return;
+             if (!req.has_param("after")) {
+               send_json(res, 200, job_json(scheduler.view(job)));
+               return;
+             }
+             const std::string after = req.get_param_value("after");
+             if (after.empty() || after.size() > 19 ||
+                 !std::all_of(after.begin(), after.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+               throw BadRequest("after",
+                                "after: expected a job version (a non-negative integer), got \"" + after + "\"");
+             send_json(res, 200, job_json(scheduler.view_after(job, std::stoull(after), std::chrono::seconds(10))));
+           }));
   http.Get(R"(/v1/jobs/([A-Za-z0-9_]+)/images/(\d{1,6})\.png)", [this](const httplib::Request& req,
                                                                        httplib::Response& res) {
     auto job = job_or_404(req.matches[1], res);

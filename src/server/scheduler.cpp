@@ -130,6 +130,7 @@ bool Scheduler::cancel(const std::shared_ptr<Job>& job) {
 
 void Scheduler::finish(Job& j, JobState s) {
   j.state = s;
+  ++j.version;
   j.finished_at = std::chrono::steady_clock::now();
   if (listed_.count(j.id)) finished_listed_.push_back(listed_[j.id]);
 }
@@ -154,20 +155,32 @@ int Scheduler::position_of(const Job& j) const {
 
 JobView Scheduler::view(const std::shared_ptr<Job>& job) const {
   std::lock_guard<std::mutex> lock(mu_);
+  return view_locked(*job);
+}
+
+JobView Scheduler::view_after(const std::shared_ptr<Job>& job, uint64_t version,
+                              std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait_for(lock, timeout, [&] { return job->version > version || over(job->state); });
+  return view_locked(*job);
+}
+
+JobView Scheduler::view_locked(const Job& j) const {
   JobView v;
-  v.id = job->id;
-  v.state = job->state;
-  v.created_unix = job->created_unix;
-  v.queue_position = job->state == JobState::queued ? position_of(*job) : -1;
-  v.n = job->spec.classes.size();
-  v.images_done = job->images_done;
-  for (const std::string& p : job->png) v.image_ready.push_back(!p.empty());
-  v.classes = job->spec.classes;
-  v.seed = job->spec.seed;
-  v.stage = job->stage;
-  v.error = job->error;
-  v.scale = job->scale;
-  v.num_scales = job->num_scales;
+  v.id = j.id;
+  v.state = j.state;
+  v.created_unix = j.created_unix;
+  v.queue_position = j.state == JobState::queued ? position_of(j) : -1;
+  v.n = j.spec.classes.size();
+  v.images_done = j.images_done;
+  for (const std::string& p : j.png) v.image_ready.push_back(!p.empty());
+  v.classes = j.spec.classes;
+  v.seed = j.spec.seed;
+  v.stage = j.stage;
+  v.error = j.error;
+  v.scale = j.scale;
+  v.num_scales = j.num_scales;
+  v.version = j.version;
   return v;
 }
 
@@ -221,6 +234,7 @@ std::vector<Scheduler::Slot> Scheduler::take_batch() {
     }
     while (j.next_image < j.spec.classes.size() && batch.size() < cap) batch.push_back({*it, j.next_image++});
     j.state = JobState::running;
+    ++j.version;
     it = j.next_image == j.spec.classes.size() ? pending_.erase(it) : std::next(it);
   }
   return batch;
@@ -259,6 +273,7 @@ void Scheduler::run_batch(const std::vector<Slot>& batch) {
       Job& j = *s.job;
       if (j.state != JobState::running) continue;
       any_alive = true;
+      ++j.version;
       j.stage = e.stage;
       if (e.stage != "vae") {  // the decode has no scale: the last one stays shown
         j.scale = e.scale;
@@ -266,6 +281,7 @@ void Scheduler::run_batch(const std::vector<Slot>& batch) {
       }
     }
     if (!any_alive) abandon = true;
+    done_cv_.notify_all();  // long polls
   };
   const auto t0 = std::chrono::steady_clock::now();
   GenerateResult res;
@@ -322,6 +338,7 @@ void Scheduler::run_batch(const std::vector<Slot>& batch) {
       continue;
     }
     j.png[batch[b].image] = std::move(pngs[b]);
+    ++j.version;
     if (++j.images_done == j.spec.classes.size()) {
       j.stage.clear();
       finish(j, JobState::done);

@@ -37,6 +37,7 @@ struct Job {
   std::string error;
   std::string stage;  // the engine's stage now: "drafter", "refiner", "var", "vae"
   int scale = -1, num_scales = 0;
+  uint64_t version = 0;  // bumped on every change a client can see (long polls wait for it)
   std::chrono::steady_clock::time_point finished_at;
 };
 
@@ -52,6 +53,7 @@ struct JobView {
   uint64_t seed = 0;
   std::string stage, error;
   int scale = -1, num_scales = 0;
+  uint64_t version = 0;
 };
 
 struct SchedulerStats {
@@ -88,6 +90,9 @@ class Scheduler {
   // cancelled; otherwise the job's images are dropped as they finish). False when already over.
   bool cancel(const std::shared_ptr<Job>& job);
   JobView view(const std::shared_ptr<Job>& job) const;
+  // The view once the job has changed past `version` (or is over), or after `timeout`: a long
+  // poll, so that a page sees each scale without polling fast.
+  JobView view_after(const std::shared_ptr<Job>& job, uint64_t version, std::chrono::milliseconds timeout) const;
   // The PNG of image i, when it is made.
   bool image(const std::shared_ptr<Job>& job, size_t i, std::string* png) const;
 
@@ -111,6 +116,7 @@ class Scheduler {
   void finish(Job& j, JobState s);
   void purge_finished();
   int position_of(const Job& j) const;
+  JobView view_locked(const Job& j) const;
 
   const Generator& gen_;
   const SchedulerOptions opt_;

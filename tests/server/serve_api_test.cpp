@@ -220,6 +220,15 @@ TEST_F(ServeCliApi, JobsRunAndServeTheSameImages) {
   r = c.Get("/v1/jobs/" + id + "/images/2.png");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
+  // The long poll answers at once for a job that is over, with the version it is at.
+  r = c.Get("/v1/jobs/" + id + "?after=0");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_GT(json::parse(r->body)["version"].get<uint64_t>(), 0u);
+  r = c.Get("/v1/jobs/" + id + "?after=soon");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(error_param(r->body), "after");
   r = c.Delete("/v1/jobs/" + id);  // already done
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 409);

@@ -174,7 +174,7 @@ def main():
         assert browser.js("document.getElementById('class-chosen').textContent") == "Sneaker (7)"
 
         # Generate, recording every progress text the page shows.
-        n, seed = 8, 21
+        n, seed = 16, 21
         browser.type_into("#seed", str(seed))
         browser.type_into("#n", str(n))
         browser.js("""window.__seen = [];

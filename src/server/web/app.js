@@ -157,8 +157,8 @@ async function runJob(body, onImage) {
       if (job.state === 'done') return ((performance.now() - t0) / 1000).toFixed(2);
       if (job.state === 'failed') throw new Error(job.error || 'generation failed');
       if (job.state === 'cancelled') throw new Error('cancelled');
-      await new Promise((r) => setTimeout(r, 120));
-      job = await (await api('/v1/jobs/' + job.id)).json();
+      // A long poll: answered as soon as the job changes (each scale), so nothing is missed by waiting.
+      job = await (await api('/v1/jobs/' + job.id + '?after=' + job.version)).json();
     }
   } finally {
     state.running = null;
