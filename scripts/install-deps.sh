@@ -4,6 +4,8 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="build-essential cmake pkg-config libdnnl-dev libzip-dev libpng-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev"
+# varcode serve: cpp-httplib; its web page test: headless Chromium driven from Python over the DevTools protocol.
+PKGS="$PKGS libcpp-httplib-dev chromium python3 python3-websocket"
 missing=""
 # The Python package and its tests (issue #15): pybind11 binding, numpy, pytest; Pillow for to_pil()
 # and the tests' PNG reader; tqdm for progress=True; venv/pip/setuptools/wheel for `pip install .`.

@@ -47,6 +47,15 @@ struct GenerateRequest {
   std::vector<uint32_t> image_indices;
   std::optional<SamplingOptions> sampling;  // default: the published FID settings of the mode
   int batch = 0;                            // images per forward pass; 0 = all at once
+  // Per-image seed and sampling settings, so that one batch can carry the images of different
+  // requests (`varcode serve` merging its clients' work): when given, one entry per class entry,
+  // used instead of `seed` / `sampling`. An image still depends only on its own class, seed, index
+  // and settings, never on the images it is batched with.
+  std::vector<uint64_t> seeds;
+  std::vector<SamplingOptions> image_sampling;
+  // CoDe: the drafter's scales for this request (1 .. SN-1) instead of the pipeline's draft_steps
+  // (the pair's weights serve any hand-over point); 0 = the pipeline's. Error with a single model.
+  int draft_steps = 0;
 };
 
 struct StageSeconds {
@@ -75,6 +84,7 @@ struct EditRequest {
   int class_label = 0;
   uint64_t seed = 0;
   std::optional<SamplingOptions> sampling;
+  int draft_steps = 0;  // as GenerateRequest::draft_steps
 };
 
 // The loaded weights: immutable once opened, safe to share between threads and

@@ -31,6 +31,11 @@ struct Rgb8Image {
 };
 Rgb8Image load_png_rgb8(const std::string& path);
 
+// The same in memory (for a server's answers and uploads): encode_png gives exactly the bytes
+// save_png writes; decode_png reads as load_png does, `what` naming the source in errors.
+std::vector<uint8_t> encode_png(const Tensor& img_chw);
+Tensor decode_png(const uint8_t* data, size_t size, const std::string& what);
+
 // A text file (e.g. a JSON record), written atomically.
 void save_text(const std::string& path, const std::string& text);
 

@@ -169,6 +169,19 @@ model::SamplingSettings settings_of(const SamplingOptions& s, int num_scales) {
   return out;
 }
 
+// The pipeline's decoder, or one with another hand-over point of the same pair (a decoder is only
+// references and a number) made in *other.
+const model::CollaborativeDecoder& decoder_for(const model::CollaborativeDecoder& pipeline,
+                                               const model::VarTransformer& drafter,
+                                               const model::VarTransformer* refiner, const model::Quantizer& quantizer,
+                                               int wanted, std::optional<model::CollaborativeDecoder>* other) {
+  if (wanted == 0 || wanted == pipeline.draft_steps()) return pipeline;
+  if (!refiner)
+    throw Error("draft_steps: this pipeline is a single VAR model (draft steps exist only for a CoDe pair)");
+  other->emplace(drafter, refiner, wanted, quantizer);
+  return **other;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -211,6 +224,17 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
     throw Error("image_indices: expected one index per class entry (" + std::to_string(req.classes.size()) + "), got " +
                 std::to_string(req.image_indices.size()));
   const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
+  if (!req.seeds.empty() && req.seeds.size() != req.classes.size())
+    throw Error("seeds: expected one seed per class entry (" + std::to_string(req.classes.size()) + "), got " +
+                std::to_string(req.seeds.size()));
+  if (!req.image_sampling.empty() && req.image_sampling.size() != req.classes.size())
+    throw Error("image_sampling: expected one setting per class entry (" + std::to_string(req.classes.size()) +
+                "), got " + std::to_string(req.image_sampling.size()));
+  std::vector<model::SamplingSettings> image_settings;
+  for (const SamplingOptions& s : req.image_sampling) image_settings.push_back(settings_of(s, num_scales()));
+  std::optional<model::CollaborativeDecoder> other_split;
+  const model::CollaborativeDecoder& decoder = decoder_for(*impl_->decoder, *impl_->drafter, impl_->refiner.get(),
+                                                           impl_->vae->quantizer(), req.draft_steps, &other_split);
   const int64_t L = total_tokens(), S = image_size(), batch = req.batch > 0 ? req.batch : n;
   GenerateResult res;
   res.tokens = Tensor::empty(DType::i64, {n, L});        // [n, L]
@@ -224,10 +248,12 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
       in.labels.push_back(req.classes[static_cast<size_t>(b0 + i)]);
       in.image_index.push_back(req.image_indices.empty() ? req.first_index + static_cast<uint32_t>(b0 + i)
                                                          : req.image_indices[static_cast<size_t>(b0 + i)]);
+      if (!req.seeds.empty()) in.seeds.push_back(req.seeds[static_cast<size_t>(b0 + i)]);
+      if (!image_settings.empty()) in.image_sampling.push_back(image_settings[static_cast<size_t>(b0 + i)]);
     }
     model::ScaleCallback on_scale;
     if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
-    model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
+    model::GenerationOutput out = decoder.run(in, on_scale, cancel);
     res.seconds.drafter += out.drafter_seconds;
     res.seconds.refiner += out.refiner_seconds;
     res.seconds.scales.resize(out.scale_seconds.size(), 0.0);
@@ -264,6 +290,9 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
     throw Error("class " + std::to_string(req.class_label) + " is outside [0, " + std::to_string(num_classes()) + ")");
   if (!impl_->vae->has_encoder()) throw Error("edit: this VQ-VAE file has no encoder");
   const model::SamplingSettings settings = settings_of(req.sampling ? *req.sampling : default_sampling(), num_scales());
+  std::optional<model::CollaborativeDecoder> other_split;
+  const model::CollaborativeDecoder& decoder = decoder_for(*impl_->decoder, *impl_->drafter, impl_->refiner.get(),
+                                                           impl_->vae->quantizer(), req.draft_steps, &other_split);
 
   const backend::Backend& be = impl_->vae->backend();
   // 1. The picture's cumulative latent after every scale (spec 5.4).
@@ -289,7 +318,7 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   in.edit = &guide;
   model::ScaleCallback on_scale;
   if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
-  model::GenerationOutput out = impl_->decoder->run(in, on_scale, cancel);
+  model::GenerationOutput out = decoder.run(in, on_scale, cancel);
   GenerateResult res;
   res.seconds.drafter = out.drafter_seconds;
   res.seconds.refiner = out.refiner_seconds;

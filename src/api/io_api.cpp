@@ -19,8 +19,8 @@ Tensor load_npy(const std::string& path) { return io::read_npy(path); }
 
 void save_npy(const std::string& path, const Tensor& t) { io::write_npy(path, t); }
 
-Tensor load_png(const std::string& path) {
-  io::Image8 im = io::read_png(path);
+namespace {
+Tensor chw_from_image8(const io::Image8& im) {
   const int64_t H = im.height, W = im.width;
   Tensor t = Tensor::empty(DType::f32, {3, H, W});  // [3, H, W]
   float* p = t.data<float>();
@@ -29,6 +29,21 @@ Tensor load_png(const std::string& path) {
       for (int64_t c = 0; c < 3; ++c)
         p[(c * H + y) * W + x] = static_cast<float>(im.rgb[static_cast<size_t>((y * W + x) * 3 + c)]) / 255.0f;
   return t;
+}
+}  // namespace
+
+Tensor load_png(const std::string& path) { return chw_from_image8(io::read_png(path)); }
+
+Tensor decode_png(const uint8_t* data, size_t size, const std::string& what) {
+  return chw_from_image8(io::decode_png(data, size, what));
+}
+
+std::vector<uint8_t> encode_png(const Tensor& img_chw) {
+  if (img_chw.dtype() != DType::f32 || img_chw.ndim() != 3 || img_chw.dim(0) != 3)
+    throw Error("encode_png: image must be f32 [3, H, W], got " + shape_str(img_chw.shape()));
+  return io::encode_png(
+      io::image_from_chw(img_chw.data<float>(), static_cast<int>(img_chw.dim(1)), static_cast<int>(img_chw.dim(2))),
+      "encode_png");
 }
 
 void save_png(const std::string& path, const Tensor& img_chw) {

@@ -14,5 +14,6 @@ void register_decode(CLI::App& app);
 void register_encode(CLI::App& app);
 void register_sample(CLI::App& app);
 void register_pack(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace varcode::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   varcode::cli::register_encode(app);
   varcode::cli::register_sample(app);
   varcode::cli::register_pack(app);
+  varcode::cli::register_serve(app);
 
   varcode::cli::register_inspect(app);
   varcode::cli::register_convert(app);

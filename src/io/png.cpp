@@ -76,10 +76,14 @@ struct ReadGuard {
 
 Image8 read_png(const std::string& path) {
   auto m = MappedFile::open(path);
-  if (m->size() < 8 || png_sig_cmp(m->data(), 0, 8) != 0) throw Error(path + ": not a PNG file (bad signature)");
+  return decode_png(m->data(), m->size(), path);
+}
+
+Image8 decode_png(const uint8_t* data, size_t size, const std::string& path) {
+  if (size < 8 || png_sig_cmp(data, 0, 8) != 0) throw Error(path + ": not a PNG file (bad signature)");
   ReadCtx c;
-  c.data = m->data();
-  c.size = m->size();
+  c.data = data;
+  c.size = size;
   c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
   if (!c.png) throw Error(path + ": cannot initialise libpng");
   ReadGuard guard{&c};
@@ -91,9 +95,9 @@ Image8 read_png(const std::string& path) {
   // Deflate expands at most ~1032:1 and a pixel takes at least one bit: a larger claimed image
   // cannot be real, so do not allocate for it.
   const uint64_t pixels = uint64_t{w} * h;
-  if (pixels > (uint64_t{1} << 28) || pixels > std::max<uint64_t>(uint64_t{m->size()} * 8 * 1032, 1 << 20))
+  if (pixels > (uint64_t{1} << 28) || pixels > std::max<uint64_t>(uint64_t{size} * 8 * 1032, 1 << 20))
     throw Error(path + ": PNG of " + std::to_string(w) + "x" + std::to_string(h) + " is implausibly large for its " +
-                std::to_string(m->size()) + " bytes");
+                std::to_string(size) + " bytes");
   if (rowbytes != size_t{w} * 3) throw Error(path + ": PNG could not be converted to 8-bit RGB");
   Image8 img;
   img.width = static_cast<int>(w);
@@ -106,6 +110,11 @@ Image8 read_png(const std::string& path) {
 }
 
 void write_png(const std::string& path, const Image8& img) {
+  const std::vector<uint8_t> bytes = encode_png(img, path);
+  write_file_atomically(path, bytes.data(), bytes.size());
+}
+
+std::vector<uint8_t> encode_png(const Image8& img, const std::string& path) {
   if (img.width <= 0 || img.height <= 0 || img.rgb.size() != size_t(img.width) * size_t(img.height) * 3)
     throw Error(path + ": cannot write a " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                 " PNG from " + std::to_string(img.rgb.size()) + " bytes (expected width*height*3)");
@@ -122,7 +131,8 @@ void write_png(const std::string& path, const Image8& img) {
   if (!png_image_write_to_memory(&image, out.data(), &bytes, 0, img.rgb.data(), 0, nullptr))
     throw Error(path + ": PNG encoding failed: " + image.message);
   png_image_free(&image);
-  write_file_atomically(path, out.data(), bytes);
+  out.resize(bytes);
+  return out;
 }
 
 void chw_to_rgb8(const float* chw, int height, int width, uint8_t* dst) {

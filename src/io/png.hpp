@@ -17,6 +17,9 @@ struct Image8 {
 // scaled to 8, alpha dropped (not composited). Error naming the path on a bad or implausibly large file.
 Image8 read_png(const std::string& path);
 void write_png(const std::string& path, const Image8& img);  // atomic
+// The same in memory (write_png writes exactly encode_png's bytes); `what` names the source in errors.
+Image8 decode_png(const uint8_t* data, size_t size, const std::string& what);
+std::vector<uint8_t> encode_png(const Image8& img, const std::string& what);
 
 // float [3, H, W] in [0, 1] -> bytes as the reference's sampling scripts do: x * 255, truncated
 // (values are clamped to [0, 1] first).
