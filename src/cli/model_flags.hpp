@@ -31,6 +31,12 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f);
 // flag is given without --vae, or when no built-in models are found (naming the
 // places searched).
 void apply_default_models(PipelineFlags& f);
+// The built-in VQ-VAE (fashion_vae.pth), for decode / encode without --vae.
+std::string builtin_vae();
+// --patch-nums 1,2,3,... and --model VAR (take the schedule from a VAR model file) for decode and
+// encode; schedule_flag gives the schedule they name, empty when neither is given.
+void add_schedule_flags(CLI::App* cmd, std::string& patch_nums, std::string& model);
+std::vector<int> schedule_flag(const std::string& patch_nums, const std::string& model);
 // apply_default_models, checks the combination (--model xor the pair) and opens
 // the generator.
 Generator open_pipeline(PipelineFlags& f);
