@@ -15,9 +15,9 @@ namespace varcode::kernels::cpu {
 namespace {
 // Outputs are at most ~10 in magnitude here and the kernel differs from the double reference only
 // by f32 accumulation order and rounding (and the GELU's exp approximation, ~2 ulp): ~1e-5 at
-// K = 4096. 1e-4 leaves slack yet is far below one dropped or doubled product (~1e-2 and up).
+// K = 4096; one dropped or doubled product shows as ~1e-2 and up.
 // The suite's tolerance rule (test_util.hpp) applied to the largest error measured here.
-const double kTol = test::tolerance(1e-5);
+const double kTol = test::tolerance(4.9e-5);  // measured 4.9e-5 (K = 4096), 6.2e-6 against oneDNN
 
 void check_shape(int64_t m, int64_t n, int64_t k) {
   const auto x = test::random_vector(m * k, 11);        // [M, K]

@@ -14,8 +14,8 @@ namespace varcode {
 
 namespace {
 // max |bf16 - f32| / (max - min of the f32 logits), by the suite's tolerance rule (test_util.hpp)
-const double kLogitRelTol = test::tolerance(1e-3);
-constexpr double kTokenAgreement = 0.99;  // greedy tokens equal to the f32 reference's; measured M_AGREE
+const double kLogitRelTol = test::tolerance(1.5e-4);  // measured 1.46e-4
+constexpr double kTokenAgreement = 0.99;              // greedy tokens equal to the f32 reference's; measured 1.0
 }  // namespace
 
 TEST(Bf16Closeness, TeacherForcedLogitsAndGreedyTokens) {

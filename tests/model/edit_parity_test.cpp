@@ -14,7 +14,7 @@ namespace varcode {
 
 namespace {
 // The suite's tolerance rule (test::tolerance), from the largest error measured on these cases.
-const double kImageTol = test::tolerance(1e-4);
+const double kImageTol = test::tolerance(5.9e-6);  // measured 5.8-5.9e-6
 
 Tensor picture01() {
   Tensor in = load_npy(test::fixture("tiny/inpaint_input.npy"));  // [1, 3, 256, 256] in [-1, 1]

@@ -19,7 +19,7 @@ namespace {
 
 // Max abs error allowed on images and latents (fixtures README); expected near 1e-5.
 // The suite's tolerance rule (test_util.hpp) applied to the largest error measured here.
-const double kTol = test::tolerance(1e-4);
+const double kTol = test::tolerance(1.1e-5);  // measured 1.0e-5 (tiny512 reconstruction), 9.8e-6 (decode)
 const std::string kFixtures = VARCODE_FIXTURES;
 
 Tensor to_unit_range(const Tensor& img) {  // [-1, 1] -> [0, 1], as the reference: (x + 1) * 0.5
