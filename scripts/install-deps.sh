@@ -3,7 +3,9 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS="build-essential cmake pkg-config libdnnl-dev libzip-dev libpng-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev"
+PKGS="build-essential cmake pkg-config libdnnl-dev libzip-dev libpng-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev"
+# python3-numpy: the .npz tests read the writer's output back with numpy.
+PKGS="$PKGS python3-numpy"
 # varcode serve: cpp-httplib; its web page test: headless Chromium driven from Python over the DevTools protocol.
 PKGS="$PKGS libcpp-httplib-dev chromium python3 python3-websocket"
 missing=""

@@ -73,6 +73,7 @@ struct ProgressEvent {
   std::string stage;  // "var", "drafter", "refiner" or "vae"
   int scale = 0, num_scales = 0;
   int64_t images_done = 0, images_total = 0;
+  int64_t batch_images = 0;  // images in flight: images_done + 1 .. images_done + batch_images
 };
 using ProgressFn = std::function<void(const ProgressEvent&)>;
 

@@ -1,15 +1,27 @@
 // varcode: process-wide runtime settings and what the CPU can do.
 #pragma once
+#include <string>
 
 namespace varcode {
 
-// Worker threads for every kernel (OpenMP and oneDNN). 0 = all cores, unless OMP_NUM_THREADS is
-// set, which then wins.
+// The worker threads of the whole process (OpenMP and oneDNN kernels), shared by every request
+// (Generator::generate / edit, VqvaeModel::decode_tokens / encode) on every thread: concurrent
+// requests split them and never run more than n compute threads together. 0 = all cores, unless
+// OMP_NUM_THREADS is set, which then wins. Also sets the calling thread's OpenMP team for work
+// outside requests (loading).
 void set_num_threads(int n);
 int num_threads();
+// At most n of those threads for any one request (0, the default: no cap; a request alone gets
+// them all).
+void set_threads_per_request(int n);
 
 // True when this CPU runs bf16 dot products natively (AVX512-BF16 or AMX): --dtype auto then
 // computes in bf16.
 bool cpu_has_bf16();
+
+// The kernels a compute dtype runs on this CPU, e.g. "avx512bf16", "avx512f", "avx2" or
+// "onednn": CPUs on different paths (or VARCODE_GEMM=onednn) round differently, so images made
+// on them differ in their last bits. `bf16`: the bf16 compute dtype, else f32.
+std::string kernel_path(bool bf16);
 
 }  // namespace varcode

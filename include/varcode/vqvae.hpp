@@ -35,22 +35,36 @@ class VqvaeModel {
   bool can_encode() const;  // false for a decoder-only file
   int64_t num_params() const;
 
-  // The scale schedule of a token count (680 -> the 256 px one, 2240 -> the 512 px one); Error
-  // for a count that matches none.
+  // A VQ-VAE file does not record the VAR schedule its tokens follow, so these know the
+  // schedules of the released models: the official 256 px (L = 680) and 512 px (L = 2240) ones and
+  // the built-in Fashion-MNIST models' (1, 2, 3, 4, 6, 8; L = 130). Any other schedule is given
+  // explicitly (the overloads taking `patch_nums`).
+  //
+  // The known schedule of a token count; Error (suggesting an explicit schedule) for any other.
   static std::vector<int> schedule_for_tokens(int64_t total_tokens);
   // Image side decoded from `total_tokens` tokens: pn_last * downsample().
   int image_size_for_tokens(int64_t total_tokens) const;
-  // The schedule whose latent is image_side / downsample() (256 -> 16 -> the 256 px schedule,
-  // 512 -> 32 -> the 512 px one); Error when none fits.
+  // The known schedule whose latent is image_side / downsample(), preferring the ones released
+  // with a VQ-VAE of this shape (256 -> the 256 px schedule for the official VAE; 32 -> the
+  // built-in one for fashion_vae.pth); Error when none fits.
   std::vector<int> schedule_for_image_size(int image_side) const;
+  // The schedule this VQ-VAE was released with (the official VAE: 256 px; the built-in one:
+  // 32 px); Error for a VQ-VAE of another shape.
+  std::vector<int> default_schedule() const;
+  // Error unless `patch_nums` is a usable schedule: increasing positive sides; `what` names it.
+  static void check_schedule(const std::vector<int>& patch_nums, const std::string& what);
 
-  // tokens [B, L] int64 in [0, V) -> image [B, 3, H, W] f32 in [0, 1].
+  // tokens [B, L] int64 in [0, V) -> image [B, 3, H, W] f32 in [0, 1], with the known schedule of
+  // L, or the given one (the sum of its squares must be L; any side the VAE supports).
   Tensor decode_tokens(const Tensor& tokens_BL) const;
+  Tensor decode_tokens(const Tensor& tokens_BL, const std::vector<int>& patch_nums) const;
   // f_hat [B, Cvae, P, P] f32 -> clamp(decoder(post_quant_conv(f_hat)), -1, 1), [B, 3, H, W].
   Tensor decode_fhat(const Tensor& f_hat) const;
   // img [B, 3, S, S] or [3, S, S] f32 in [-1, 1], S = image side of a known schedule
   // (schedule_for_image_size) -> tokens, f_hat, reconstruction.
   EncodeResult encode(const Tensor& img) const;
+  // The same with a given schedule: S = patch_nums.back() * downsample().
+  EncodeResult encode(const Tensor& img, const std::vector<int>& patch_nums) const;
 
   // Brings a picture [3, H, W] (any size, values in [0, 1]) to the encoder's square input
   // [3, side, side]: centre crop to a square, then an exact area (box) filter when shrinking or

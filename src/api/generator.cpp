@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "api/thread_budget.hpp"
 #include "io/checkpoint.hpp"
 #include "model/collaborative_decoder.hpp"
 #include "model/random_checkpoint.hpp"
@@ -191,12 +192,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // One image at a time: the decoder is compute-bound from one image on, and a batch's feature maps
 // (~20 MB per image per layer at 256 px) only add cache misses (measured ~16% slower per image at
 // batch 8).
-Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds) {
+Tensor decode_images(const model::Vqvae& vae, const Tensor& f_hat, double* seconds, detail::ThreadLease& lease) {
   const backend::Backend& be = vae.backend();
   const auto t = std::chrono::steady_clock::now();
   const int64_t B = f_hat.dim(0);
   Tensor img;  // [B, 3, S, S]
   for (int64_t b = 0; b < B; ++b) {
+    lease.rebalance();
     Tensor i1 = vae.fhat_to_img(f_hat.slice(b, 1));  // [1, 3, S, S] in [-1, 1]
     if (!img.defined()) {
       Shape all = i1.shape();
@@ -236,6 +238,7 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
   const model::CollaborativeDecoder& decoder = decoder_for(*impl_->decoder, *impl_->drafter, impl_->refiner.get(),
                                                            impl_->vae->quantizer(), req.draft_steps, &other_split);
   const int64_t L = total_tokens(), S = image_size(), batch = req.batch > 0 ? req.batch : n;
+  detail::ThreadLease lease;  // this request's share of the process's threads
   GenerateResult res;
   res.tokens = Tensor::empty(DType::i64, {n, L});        // [n, L]
   res.images = Tensor::empty(DType::f32, {n, 3, S, S});  // [n, 3, S, S]
@@ -251,17 +254,18 @@ GenerateResult Generator::generate(const GenerateRequest& req, const ProgressFn&
       if (!req.seeds.empty()) in.seeds.push_back(req.seeds[static_cast<size_t>(b0 + i)]);
       if (!image_settings.empty()) in.image_sampling.push_back(image_settings[static_cast<size_t>(b0 + i)]);
     }
-    model::ScaleCallback on_scale;
-    if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, b0, n}); };
+    const model::ScaleCallback on_scale = [&](const std::string& stage, int si, int sn) {
+      lease.rebalance();
+      if (progress) progress({stage, si, sn, b0, n, nb});
+    };
     model::GenerationOutput out = decoder.run(in, on_scale, cancel);
     res.seconds.drafter += out.drafter_seconds;
     res.seconds.refiner += out.refiner_seconds;
     res.seconds.scales.resize(out.scale_seconds.size(), 0.0);
     for (size_t si = 0; si < out.scale_seconds.size(); ++si) res.seconds.scales[si] += out.scale_seconds[si];
-    if (progress) progress({"vae", 0, 0, b0, n});
+    if (progress) progress({"vae", 0, 0, b0, n, nb});
     if (cancel && cancel->load()) throw Error("generation cancelled");
-    Tensor img = decode_images(*impl_->vae, out.f_hat,
-                               &res.seconds.vae);  // [nb, 3, S, S] in [0, 1]
+    Tensor img = decode_images(*impl_->vae, out.f_hat, &res.seconds.vae, lease);  // [nb, 3, S, S] in [0, 1]
     std::memcpy(res.tokens.data<int64_t>() + b0 * L, out.tokens.raw(), out.tokens.nbytes());
     std::memcpy(res.images.data<float>() + b0 * 3 * S * S, img.raw(), img.nbytes());
   }
@@ -272,6 +276,7 @@ Tensor Generator::teacher_forced_logits(int stage, const Tensor& tokens, int cla
   const model::VarTransformer* m = stage == 0 ? impl_->drafter.get() : impl_->refiner.get();
   if (!m) throw Error("teacher_forced_logits: stage " + std::to_string(stage) + " does not exist in this pipeline");
   if (class_label < 0 || class_label >= num_classes()) throw Error("class out of range");
+  detail::ThreadLease lease;
   return model::teacher_forced_logits(*m, impl_->vae->quantizer(), tokens, class_label);
 }
 
@@ -294,6 +299,7 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   const model::CollaborativeDecoder& decoder = decoder_for(*impl_->decoder, *impl_->drafter, impl_->refiner.get(),
                                                            impl_->vae->quantizer(), req.draft_steps, &other_split);
 
+  detail::ThreadLease lease;  // this request's share of the process's threads
   const backend::Backend& be = impl_->vae->backend();
   // 1. The picture's cumulative latent after every scale (spec 5.4).
   Tensor img = be.to_device(req.image);                                        // [1, 3, S, S]
@@ -316,17 +322,18 @@ GenerateResult Generator::edit(const EditRequest& req, const ProgressFn& progres
   in.labels = {req.class_label};
   in.image_index = {0};
   in.edit = &guide;
-  model::ScaleCallback on_scale;
-  if (progress) on_scale = [&](const std::string& stage, int si, int sn) { progress({stage, si, sn, 0, 1}); };
+  const model::ScaleCallback on_scale = [&](const std::string& stage, int si, int sn) {
+    lease.rebalance();
+    if (progress) progress({stage, si, sn, 0, 1, 1});
+  };
   model::GenerationOutput out = decoder.run(in, on_scale, cancel);
   GenerateResult res;
   res.seconds.drafter = out.drafter_seconds;
   res.seconds.refiner = out.refiner_seconds;
   res.seconds.scales = out.scale_seconds;
-  if (progress) progress({"vae", 0, 0, 0, 1});
-  res.images = decode_images(*impl_->vae, out.f_hat,
-                             &res.seconds.vae);  // [1, 3, S, S] in [0, 1]
-  res.tokens = out.tokens;                       // [1, L]
+  if (progress) progress({"vae", 0, 0, 0, 1, 1});
+  res.images = decode_images(*impl_->vae, out.f_hat, &res.seconds.vae, lease);  // [1, 3, S, S] in [0, 1]
+  res.tokens = out.tokens;                                                      // [1, L]
   (void)L;
   return res;
 }

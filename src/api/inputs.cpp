@@ -51,6 +51,43 @@ int find_name(const std::string& item, const std::vector<std::string>& names) {
   return -1;
 }
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " Did you mean 'Sneaker'?" for the (up to three) names nearest to a misspelt one, by edit
+// distance over the folded name and its '/'-parts; "" when none is near.
+std::string suggestion(const std::string& item, const std::vector<std::string>& names) {
+  const std::string want = fold(item);
+  if (want.empty()) return "";
+  const size_t limit = std::max<size_t>(2, want.size() / 3);
+  std::vector<std::pair<size_t, size_t>> near;  // (distance, name index)
+  for (size_t i = 0; i < names.size(); ++i) {
+    size_t best = edit_distance(want, fold(names[i]));
+    std::stringstream parts(names[i]);
+    std::string part;
+    while (std::getline(parts, part, '/')) best = std::min(best, edit_distance(want, fold(part)));
+    if (best <= limit) near.emplace_back(best, i);
+  }
+  if (near.empty()) return "";
+  std::stable_sort(near.begin(), near.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::string out = " Did you mean ";
+  for (size_t k = 0; k < std::min<size_t>(3, near.size()); ++k)
+    out += (k ? (k + 1 == std::min<size_t>(3, near.size()) ? " or '" : ", '") : "'") + names[near[k].second] + "'";
+  return out + "?";
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -86,7 +123,7 @@ std::vector<int> parse_classes(const std::string& text, const std::string& what,
       msg += names.empty() ? " or `all`; this model has no class names (one per line in "
                              "<model>.classes.txt or classes.txt beside the model file)"
                            : ", `all` or a class name";
-      throw Error(what + ": " + msg + hint);
+      throw Error(what + ": " + msg + hint + suggestion(item, names));
     }
     if (hi < lo) throw Error(what + ": the range '" + item + "' is empty (it ends before it starts)");
     if (hi >= num_classes)

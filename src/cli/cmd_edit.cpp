@@ -10,6 +10,7 @@
 #include "class_list.hpp"
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "outputs.hpp"
 #include "varcode/inputs.hpp"
 #include "varcode/io.hpp"
 
@@ -65,6 +66,9 @@ void register_edit(CLI::App& app) {
   cmd->callback([f] {
     if (f->mask.empty() && f->box.empty() && f->outpaint < 0)
       throw Error("edit: give exactly one of --mask, --box or --outpaint");
+    check_output_file(f->out, "--out");
+    check_output_file(f->save_tokens, "--save-tokens");
+    check_output_file(f->save_image, "--save-image");
     Generator gen = open_pipeline(f->pipe);
     const int side = gen.image_size();
     EditRequest req;

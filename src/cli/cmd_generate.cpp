@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "class_list.hpp"
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "outputs.hpp"
 #include "varcode/io.hpp"
 #include "varcode/runtime.hpp"
 
@@ -59,6 +61,12 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--quiet", f->quiet, "No progress on stderr");
   cmd->callback([f] {
     const auto t0 = std::chrono::steady_clock::now();
+    // Every output is checked before the models load: a long run must not end in "cannot write".
+    const std::string grid = f->out_dir.empty() ? (f->out.empty() ? "generated.png" : f->out) : "";
+    check_output_file(grid, "--out");
+    check_output_dir(f->out_dir, "--out-dir");
+    check_output_file(f->save_tokens, "--save-tokens");
+    check_output_file(f->save_image, "--save-image");
     Generator gen = open_pipeline(f->pipe);
     GenerateRequest req;
     req.sampling = sampling_from_flags(f->sampling, gen);
@@ -77,18 +85,62 @@ void register_generate(CLI::App& app) {
       }
       std::cerr << "classes " << shown << "\n";
     }
+    const int64_t n = static_cast<int64_t>(req.classes.size());
     req.batch = f->batch > 0 ? f->batch : gen.suggested_batch();
     const auto t_open = std::chrono::steady_clock::now();
-    GenerateResult res = gen.generate(req, stderr_progress(f->quiet));
+    // --out-dir streams: each batch is written before the next is made, so `--num 10000` never
+    // holds more than one batch of images (plus --save-image's array, when asked for). Image i
+    // draws with index i whatever the batch, so the files are those of one big request.
+    const bool stream = !f->out_dir.empty();
+    std::vector<std::string> names;
+    if (stream) {
+      for (int64_t i = 0; i < n; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "%06lld", static_cast<long long>(i));
+        names.emplace_back(name);
+      }
+      std::vector<std::string> files;
+      for (const auto& nm : names) files.push_back(nm + ".png");
+      remove_stale_temporaries(f->out_dir, files);
+    }
+    const int64_t chunk = stream ? req.batch : n;
+    const ProgressFn show = stderr_progress(f->quiet);
+    GenerateResult res;
+    res.tokens = Tensor::empty(DType::i64, {n, gen.total_tokens()});  // [n, L]
+    const int64_t S = gen.image_size();
+    if (!stream || !f->save_image.empty()) res.images = Tensor::empty(DType::f32, {n, 3, S, S});  // [n, 3, S, S]
+    for (int64_t b0 = 0; b0 < n; b0 += chunk) {
+      GenerateRequest part = req;
+      part.classes.assign(req.classes.begin() + b0, req.classes.begin() + std::min(n, b0 + chunk));
+      part.first_index = static_cast<uint32_t>(b0);
+      ProgressFn progress;
+      if (show)
+        progress = [&](const ProgressEvent& e) {
+          ProgressEvent all = e;
+          all.images_done += b0;
+          all.images_total = n;
+          show(all);
+        };
+      GenerateResult r = gen.generate(part, progress);
+      const int64_t nb = r.tokens.dim(0);
+      std::memcpy(res.tokens.data<int64_t>() + b0 * gen.total_tokens(), r.tokens.raw(), r.tokens.nbytes());
+      if (res.images.defined())
+        std::memcpy(res.images.data<float>() + b0 * 3 * S * S, r.images.raw(), r.images.nbytes());
+      if (stream)
+        save_pngs(f->out_dir, r.images,
+                  std::vector<std::string>(names.begin() + b0, names.begin() + b0 + nb));  // each file atomic
+      res.seconds.drafter += r.seconds.drafter;
+      res.seconds.refiner += r.seconds.refiner;
+      res.seconds.vae += r.seconds.vae;
+    }
     if (!f->quiet && isatty(STDERR_FILENO)) std::cerr << "\n";
     if (!f->save_tokens.empty()) save_npy(f->save_tokens, res.tokens);
     if (!f->save_image.empty()) save_npy(f->save_image, res.images);
     std::string where;
-    if (!f->out_dir.empty()) {
-      save_pngs(f->out_dir, res.images);
+    if (stream) {
       where = f->out_dir + "/";
     } else {
-      where = f->out.empty() ? "generated.png" : f->out;
+      where = grid;
       // one row per class when several images of each were asked for
       save_png(where, image_grid(res.images, f->per_class > 1 ? f->per_class : 0));
     }

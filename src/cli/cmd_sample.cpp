@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "model_flags.hpp"
+#include "outputs.hpp"
 #include "sample_run.hpp"
 #include "varcode/io.hpp"
 #include "varcode/runtime.hpp"
@@ -101,7 +102,11 @@ void claim_directory(const std::string& dir, const RunSpec& spec, bool force) {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create the output directory: " + ec.message());
   const std::string path = run_json_path(dir);
-  const nlohmann::json mine = nlohmann::json::parse(spec.to_json().dump());  // as it reads back
+  nlohmann::json mine = nlohmann::json::parse(spec.to_json().dump());  // as it reads back
+  // The kernel paths the images were made on are recorded apart from the settings: a shard or a
+  // resumed run on another path (AVX-512 against AVX2, oneDNN) may go on, with a warning, since
+  // its images differ from the others only in their last bits.
+  nlohmann::json kernels = nlohmann::json::array({spec.kernels});
   if (std::filesystem::exists(path)) {
     nlohmann::json theirs;
     std::ifstream f(path);
@@ -110,7 +115,24 @@ void claim_directory(const std::string& dir, const RunSpec& spec, bool force) {
     } catch (const nlohmann::json::exception&) {
       theirs = nlohmann::json();
     }
-    if (theirs == mine) return;
+    nlohmann::json their_kernels = nlohmann::json::array();
+    if (theirs.is_object() && theirs.contains("kernels")) {
+      if (theirs["kernels"].is_array()) their_kernels = theirs["kernels"];
+      theirs.erase("kernels");
+    }
+    if (theirs == mine) {
+      for (const auto& k : their_kernels)
+        if (k == spec.kernels) return;
+      std::fprintf(stderr,
+                   "warning: %s: its images so far were made on other kernels (%s), this process runs %s: the "
+                   "two give slightly different pixels for the same seed (FID is unaffected; for bit-identical "
+                   "runs use one kind of CPU, or VARCODE_GEMM=onednn everywhere)\n",
+                   dir.c_str(), their_kernels.dump().c_str(), spec.kernels.c_str());
+      their_kernels.push_back(spec.kernels);
+      mine["kernels"] = their_kernels;
+      save_text(path, mine.dump(2) + "\n");
+      return;
+    }
     std::string what = "its run.json is unreadable";
     if (theirs.is_object())
       for (const auto& [key, value] : mine.items())
@@ -128,6 +150,7 @@ void claim_directory(const std::string& dir, const RunSpec& spec, bool force) {
                  "the images already there\n",
                  what.c_str());
   }
+  mine["kernels"] = kernels;
   save_text(path, mine.dump(2) + "\n");
 }
 
@@ -165,6 +188,8 @@ void run_sample(SampleFlags& f) {
   else
     shard_from_environment(&shard, &shards);
 
+  check_output_dir(f.out_dir, "--out-dir");
+  check_output_file(f.npz, "--npz");
   const auto t_load = std::chrono::steady_clock::now();
   Generator gen = open_pipeline(f.pipe);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
@@ -177,6 +202,7 @@ void run_sample(SampleFlags& f) {
   spec.seed = f.seed;
   spec.sampling = sampling_from_flags(f.sampling, gen);
   spec.dtype = dtype_str(gen.compute_dtype());
+  spec.kernels = kernel_path(gen.compute_dtype() == DType::bf16);
   spec.image_size = gen.image_size();
   if (gen.collaborative())
     spec.models = {{"vae", file_identity(f.pipe.vae)},
@@ -264,8 +290,9 @@ void run_sample(SampleFlags& f) {
   progress.end_line();
   const double secs = progress.seconds();
   if (g_stop.load() && generated < static_cast<int64_t>(todo.size()))
-    throw Error("interrupted: " + std::to_string(already + generated) + " of this run's " +
-                std::to_string(end - begin) + " images are in " + f.out_dir + "; rerun the same command to resume");
+    throw Interrupted("interrupted: " + std::to_string(already + generated) + " of this run's " +
+                      std::to_string(end - begin) + " images are in " + f.out_dir +
+                      "; rerun the same command to resume");
   if (!f.quiet) {
     std::fprintf(stderr,
                  "[sample] %lld images in %.1f s: %.3f images/s, %.3f s/image "
@@ -333,7 +360,10 @@ void register_pack(CLI::App& app) {
   cmd->add_option("dir", *dir, "The directory `varcode sample` wrote")->required();
   cmd->add_option("--npz", *npz, "Output .npz (the OpenAI guided-diffusion evaluator's format)")->required();
   cmd->add_flag("--quiet", *quiet, "No summary on stderr");
-  cmd->callback([dir, npz, quiet] { pack_run(*dir, *npz, *quiet); });
+  cmd->callback([dir, npz, quiet] {
+    check_output_file(*npz, "--npz");
+    pack_run(*dir, *npz, *quiet);
+  });
 }
 
 }  // namespace varcode::cli

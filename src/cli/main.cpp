@@ -1,7 +1,10 @@
-// varcode: command-line entry point. Errors print as "varcode: error: ..." with exit status 1;
-// flag errors exit with CLI11's status (non-zero).
+// varcode: command-line entry point. Every failure prints "varcode: error: ..." on stderr, flag
+// errors from CLI11 included, and exits with one of the documented statuses (README, "Exit
+// statuses"): 0 done, 1 bad input (a flag, a file, a value: the message says which), 2 internal
+// error (a bug: please report it), 130 interrupted (SIGINT / SIGTERM; what was complete is kept).
 #include <malloc.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "commands.hpp"
@@ -26,16 +29,26 @@ int main(int argc, char** argv) {
 
   varcode::cli::register_inspect(app);
   varcode::cli::register_convert(app);
+  using varcode::cli::ExitStatus;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --help-all
+    std::cerr << "varcode: error: " << e.what()
+              << "\n(run `varcode --help` or `varcode <command> --help` for the flags)\n";
+    return static_cast<int>(ExitStatus::bad_input);
+  } catch (const varcode::cli::Interrupted& e) {
+    std::cerr << "varcode: error: " << e.what() << "\n";
+    return static_cast<int>(ExitStatus::interrupted);
   } catch (const varcode::Error& e) {
     std::cerr << "varcode: error: " << e.what() << "\n";
-    return 1;
+    return static_cast<int>(ExitStatus::bad_input);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "varcode: error: " << e.what() << "\n";  // a path that cannot be read or made
+    return static_cast<int>(ExitStatus::bad_input);
   } catch (const std::exception& e) {
-    std::cerr << "varcode: error: " << e.what() << "\n";
-    return 2;
+    std::cerr << "varcode: error: internal error: " << e.what() << " (please report it)\n";
+    return static_cast<int>(ExitStatus::internal);
   }
-  return 0;
+  return static_cast<int>(ExitStatus::ok);
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +11,9 @@
 
 #include "varcode/inputs.hpp"
 #include "varcode/io.hpp"
+#include "varcode/model_info.hpp"
 #include "varcode/runtime.hpp"
+#include "varcode/vqvae.hpp"
 
 namespace varcode::cli {
 
@@ -110,6 +113,30 @@ void apply_default_models(PipelineFlags& f) {
         "all = the built-in models)");
 }
 
+std::string builtin_vae() { return builtin_models_dir() + "/fashion_vae.pth"; }
+
+void add_schedule_flags(CLI::App* cmd, std::string& patch_nums, std::string& model) {
+  auto* pn = cmd->add_option("--patch-nums", patch_nums,
+                             "The scale schedule, e.g. 1,2,3,4,6,8 (default: the VAR model's with --model, else the "
+                             "known schedule of the official and the built-in models)");
+  auto* m = cmd->add_option("--model", model, "Take the schedule from this VAR model file");
+  pn->excludes(m);
+}
+
+std::vector<int> schedule_flag(const std::string& patch_nums, const std::string& model) {
+  if (!patch_nums.empty()) {
+    const std::vector<int> pn = parse_int_list(patch_nums, "--patch-nums");
+    VqvaeModel::check_schedule(pn, "--patch-nums");
+    return pn;
+  }
+  if (!model.empty()) {
+    const ModelInfo info = inspect_model(model);
+    if (info.patch_nums.empty()) throw Error("--model: " + model + " is not a VAR model (it has no scale schedule)");
+    return info.patch_nums;
+  }
+  return {};
+}
+
 std::vector<std::string> class_names(const PipelineFlags& f, int num_classes) {
   const std::string& file = f.model.empty() ? f.drafter : f.model;
   if (file.empty() || file.rfind("random:", 0) == 0) return {};
@@ -168,8 +195,10 @@ ProgressFn stderr_progress(bool quiet) {
   const bool tty = isatty(STDERR_FILENO);
   return [tty](const ProgressEvent& e) {
     if (e.stage == "vae") {
+      // The images in flight: this batch's, not everything up to the total.
+      const int64_t last = e.images_done + std::max<int64_t>(1, e.batch_images);
       std::fprintf(stderr, "%s[vae] decoding images %lld-%lld of %lld%s", tty ? "\r\033[K" : "",
-                   static_cast<long long>(e.images_done + 1), static_cast<long long>(e.images_total),
+                   static_cast<long long>(e.images_done + 1), static_cast<long long>(std::min(last, e.images_total)),
                    static_cast<long long>(e.images_total), tty ? "" : "\n");
     } else {
       std::fprintf(stderr, "%s[%s] scale %d/%d (images %lld/%lld done)%s", tty ? "\r\033[K" : "", e.stage.c_str(),

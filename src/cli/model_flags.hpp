@@ -34,6 +34,12 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f);
 // (fashion_refiner_N.pth, fashion_drafter_N.pth when shipped) and says so on
 // stderr; without it, N = 3 with its pair.
 void apply_default_models(PipelineFlags& f);
+// The built-in VQ-VAE (fashion_vae.pth), for decode / encode without --vae.
+std::string builtin_vae();
+// --patch-nums 1,2,3,... and --model VAR (take the schedule from a VAR model file) for decode and
+// encode; schedule_flag gives the schedule they name, empty when neither is given.
+void add_schedule_flags(CLI::App* cmd, std::string& patch_nums, std::string& model);
+std::vector<int> schedule_flag(const std::string& patch_nums, const std::string& model);
 // apply_default_models, checks the combination (--model xor the pair) and opens
 // the generator.
 Generator open_pipeline(PipelineFlags& f);

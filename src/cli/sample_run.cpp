@@ -49,7 +49,28 @@ bool shard_from_environment(int* index, int* count) {
     *count = static_cast<int>(ni);
     return true;
   }
-  return false;
+  // Slurm. An unset pair counts as task 0 of 1.
+  auto slurm_pair = [](const char* rank_var, const char* size_var, const char* min_var, long long* r, long long* n) {
+    const char* rs = std::getenv(rank_var);
+    const char* ns = std::getenv(size_var);
+    if (!rs || !ns) return false;
+    long long lo = 0;
+    const char* ms = min_var ? std::getenv(min_var) : nullptr;
+    if (!parse_uint(rs, r) || !parse_uint(ns, n) || (ms && !parse_uint(ms, &lo)) || *r < lo || *n < 1 || *r - lo >= *n)
+      throw Error(std::string("Slurm's ") + rank_var + "=" + rs + " / " + size_var + "=" + ns +
+                  (ms ? std::string(" / ") + min_var + "=" + ms : "") +
+                  " do not make a shard (expected 0 <= task - min < count; give --shard I/N instead)");
+    *r -= lo;
+    return true;
+  };
+  long long task = 0, tasks = 1, array = 0, arrays = 1;
+  const bool srun = slurm_pair("SLURM_PROCID", "SLURM_NTASKS", nullptr, &task, &tasks);
+  const bool job_array =
+      slurm_pair("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", &array, &arrays);
+  if (!srun && !job_array) return false;
+  *index = static_cast<int>(array * tasks + task);
+  *count = static_cast<int>(arrays * tasks);
+  return true;
 }
 
 void shard_range(int64_t total, int index, int count, int64_t* begin, int64_t* end) {
@@ -130,6 +151,7 @@ RunSpec RunSpec::from_json(const nlohmann::json& j, const std::string& where) {
     r.classes = j.at("classes").get<std::vector<int>>();
     r.per_class = j.at("per_class").get<int>();
     r.image_size = j.at("image_size").get<int>();
+    if (j.contains("kernels") && j["kernels"].is_array() && !j["kernels"].empty()) r.kernels = j["kernels"].dump();
     if (r.classes.empty() || r.per_class < 1 || r.image_size < 1)
       throw Error(where + ": empty run (no classes or images)");
     return r;
@@ -168,6 +190,9 @@ bool image_complete(const std::string& dir, const SampleItem& it, int side) {
 void pack_run(const std::string& dir, const std::string& npz, bool quiet) {
   const RunSpec run = read_run(dir);
   const int64_t n = run.total(), S = run.image_size;
+  if (!quiet && run.kernels.find("\",\"") != std::string::npos)
+    std::fprintf(stderr, "warning: %s: its images were made on several kernel paths %s (last-bit differences)\n",
+                 dir.c_str(), run.kernels.c_str());
   // Presence first (cheap), so that an unfinished run fails before any
   // decoding.
   int64_t missing = 0;

@@ -27,6 +27,9 @@ struct RunSpec {
   nlohmann::json models;  // per file: name, bytes, fingerprint; draft_steps
   SamplingOptions sampling;
   std::string dtype;  // the resolved compute dtype ("f32" / "bf16")
+  // This process's kernel path (runtime.hpp kernel_path), recorded in run.json as "kernels", the
+  // list of every path that made images in the directory; not part of to_json().
+  std::string kernels;
   uint64_t seed = 0;
   std::vector<int> classes;  // ascending
   int per_class = 0;
@@ -46,9 +49,11 @@ struct RunSpec {
 std::vector<int> parse_class_ranges(const std::string& s, int num_classes, const std::vector<std::string>& names = {});
 // "I/N" -> {I, N}; Error unless 0 <= I < N.
 void parse_shard(const std::string& s, int* index, int* count);
-// The shard from an MPI launcher's environment (OpenMPI's
-// OMPI_COMM_WORLD_RANK/SIZE, MPICH's PMI_RANK/PMI_SIZE); false when none is
-// set.
+// The shard from a launcher's environment: an MPI launcher's (OpenMPI's
+// OMPI_COMM_WORLD_RANK/SIZE, MPICH's PMI_RANK/PMI_SIZE), else Slurm's: srun's
+// SLURM_PROCID/SLURM_NTASKS and a job array's SLURM_ARRAY_TASK_ID/COUNT
+// (from SLURM_ARRAY_TASK_MIN), combined when both are set (array task a of A,
+// srun task r of R: shard a * R + r of A * R); false when none is set.
 bool shard_from_environment(int* index, int* count);
 // Items [begin, end) of shard I of N: contiguous and balanced (sizes differ by
 // at most one).

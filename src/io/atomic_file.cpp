@@ -1,10 +1,12 @@
 #include "io/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "varcode/error.hpp"
@@ -33,8 +35,20 @@ std::string parent_dir(const std::string& path) {
 
 }  // namespace
 
+// A fresh, empty temporary beside `path`: PATH.tmp.<pid>.<6 random characters> from mkstemp, so
+// that threads of one process (which share the pid) never pick the same name.
+std::string make_temporary(const std::string& path) {
+  std::string name = path + ".tmp." + std::to_string(::getpid()) + ".XXXXXX";
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) throw Error(path + ": cannot create a temporary file beside it: " + errno_str());
+  // mkstemp makes it 0600; the finished file gets what a plain create would give.
+  ::fchmod(fd, 0644);
+  ::close(fd);
+  return name;
+}
+
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = make_temporary(path);
   try {
     write(tmp);
     fsync_path(tmp, O_RDONLY);

@@ -6,7 +6,9 @@
 
 namespace varcode::io {
 
-// Calls `write(tmp_path)` to produce the file, then renames it onto `path`. On any exception
+// Temporaries are named PATH.tmp.<pid>.<unique> (mkstemp): unique between the threads of one
+// process and between processes.
+// Calls `write(tmp_path)` (tmp_path exists, empty) to produce the file, then renames it onto `path`. On any exception
 // the temporary file is removed and the exception rethrown.
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
 // Convenience: whole content from memory.

@@ -1,10 +1,16 @@
+// The .npz writer writes its one stored zip member itself instead of through libzip: libzip
+// chooses ZIP64 records on its own, only past 4 GiB, so that path could not be tested without
+// writing 4 GiB. A stored member is a fixed layout (PKWARE APPNOTE 4.3, ZIP64 in 4.3.14-4.5.3):
+// local header, data, central directory, the ZIP64 end records when needed, end record.
 #include "io/npz.hpp"
 
-#include <zip.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
 
-#include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <exception>
+#include <limits>
 
 #include "io/atomic_file.hpp"
 #include "io/npy.hpp"
@@ -14,136 +20,143 @@ namespace varcode::io {
 
 namespace {
 
-// The state behind a libzip "function source": libzip pulls the member's bytes through
-// ZIP_SOURCE_READ while zip_close() writes the archive, so only one item is buffered at a time.
-struct StreamSource {
-  std::string header;                // the .npy header
-  int64_t items = 0, item_bytes = 0;
-  const std::function<void(int64_t, uint8_t*)>* fill = nullptr;
-  std::vector<uint8_t> item;         // [item_bytes]: the current item
-  int64_t next_item = 0;             // the item `item` will hold after the next refill
-  size_t item_pos = 0;               // bytes of `item` already handed out
-  size_t header_pos = 0;
-  std::exception_ptr failure;        // an exception from fill(), rethrown after zip_close
-  zip_error_t error{};
+constexpr uint32_t kFull32 = 0xffffffffu;
+constexpr uint16_t kDosDate = (1 << 5) | 1;  // 1980-01-01 00:00, zip's epoch: the same data gives the same bytes
+constexpr uint16_t kUtf8Name = 1 << 11;
 
-  uint64_t total() const { return header.size() + static_cast<uint64_t>(items) * static_cast<uint64_t>(item_bytes); }
-
-  zip_int64_t read(uint8_t* out, uint64_t n) {
-    uint64_t done = 0;
-    while (done < n) {
-      if (header_pos < header.size()) {
-        const size_t k = static_cast<size_t>(std::min<uint64_t>(n - done, header.size() - header_pos));
-        std::memcpy(out + done, header.data() + header_pos, k);
-        header_pos += k;
-        done += k;
-        continue;
-      }
-      if (item_pos == item.size()) {
-        if (next_item == items) break;  // end of data
-        item.resize(static_cast<size_t>(item_bytes));
-        (*fill)(next_item++, item.data());
-        item_pos = 0;
-      }
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(n - done, item.size() - item_pos));
-      std::memcpy(out + done, item.data() + item_pos, k);
-      item_pos += k;
-      done += k;
-    }
-    return static_cast<zip_int64_t>(done);
+// Little-endian fields appended to a byte string.
+struct Bytes {
+  std::string s;
+  Bytes& u16(uint16_t v) {
+    for (int i = 0; i < 2; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  Bytes& u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  Bytes& u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  Bytes& str(const std::string& v) {
+    s += v;
+    return *this;
   }
 };
 
-zip_int64_t source_cb(void* ud, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
-  auto* s = static_cast<StreamSource*>(ud);
-  switch (cmd) {
-    case ZIP_SOURCE_OPEN:
-      // libzip may open the source more than once (e.g. to retry with ZIP64); start over each time.
-      s->header_pos = 0;
-      s->next_item = 0;
-      s->item.clear();
-      s->item_pos = 0;
-      return 0;
-    case ZIP_SOURCE_READ:
-      try {
-        return s->read(static_cast<uint8_t*>(data), len);
-      } catch (...) {
-        // Exceptions must not cross libzip's C frames: keep it, report a read error.
-        s->failure = std::current_exception();
-        zip_error_set(&s->error, ZIP_ER_READ, 0);
-        return -1;
-      }
-    case ZIP_SOURCE_CLOSE:
-      return 0;
-    case ZIP_SOURCE_STAT: {
-      // The size is known in advance, so libzip can choose ZIP64 records before writing.
-      auto* st = static_cast<zip_stat_t*>(data);
-      zip_stat_init(st);
-      st->size = s->total();
-      st->comp_size = s->total();
-      st->comp_method = ZIP_CM_STORE;
-      st->encryption_method = ZIP_EM_NONE;
-      st->mtime = 315532800;  // 1980-01-01, zip's epoch: the same data gives the same bytes
-      st->valid = ZIP_STAT_MTIME | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD | ZIP_STAT_ENCRYPTION_METHOD;
-      return sizeof(zip_stat_t);
-    }
-    case ZIP_SOURCE_ERROR:
-      return zip_error_to_data(&s->error, data, len);
-    case ZIP_SOURCE_FREE:
-      return 0;
-    case ZIP_SOURCE_SUPPORTS:
-      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
-                                            ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
-    default:
-      zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0);
-      return -1;
+// Buffered sequential writes to a file descriptor, and one patch in place (the CRC, known last).
+class FileOut {
+ public:
+  FileOut(const std::string& path, const std::string& shown) : shown_(shown) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(shown_ + ": cannot create the .npz: " + std::strerror(errno));
+    buf_.reserve(kBuf);
   }
-}
+  ~FileOut() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write(const void* p, size_t n) {
+    const auto* b = static_cast<const char*>(p);
+    if (buf_.size() + n > kBuf) flush();
+    if (n >= kBuf) {
+      raw(b, n, -1);
+    } else {
+      buf_.append(b, n);
+    }
+    offset_ += n;
+  }
+  void write(const std::string& s) { write(s.data(), s.size()); }
+  void patch(uint64_t at, const std::string& s) {
+    flush();
+    raw(s.data(), s.size(), static_cast<off_t>(at));
+  }
+  void close() {
+    flush();
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw Error(shown_ + ": close failed: " + std::strerror(errno));
+  }
+  uint64_t offset() const { return offset_; }
+
+ private:
+  static constexpr size_t kBuf = size_t{1} << 20;
+  void flush() {
+    raw(buf_.data(), buf_.size(), -1);
+    buf_.clear();
+  }
+  void raw(const char* p, size_t n, off_t at) {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t w = at < 0 ? ::write(fd_, p + done, n - done) : ::pwrite(fd_, p + done, n - done, at + done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw Error(shown_ + ": write failed: " + std::strerror(errno));
+      }
+      done += static_cast<size_t>(w);
+    }
+  }
+  std::string shown_, buf_;
+  int fd_ = -1;
+  uint64_t offset_ = 0;
+};
 
 }  // namespace
 
 void write_npz_u8_streamed(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
-                           const std::function<void(int64_t, uint8_t*)>& fill) {
+                           const std::function<void(int64_t, uint8_t*)>& fill, uint64_t zip64_above) {
   if (shape.empty()) throw Error(path + ": an .npz array needs at least one dimension");
   int64_t item_bytes = 1;
   for (size_t i = 1; i < shape.size(); ++i) item_bytes *= shape[i];
-  StreamSource src;
-  src.header = npy_header("|u1", shape);
-  src.items = shape[0];
-  src.item_bytes = item_bytes;
-  src.fill = &fill;
-  zip_error_init(&src.error);
+  const std::string header = npy_header("|u1", shape);
+  const std::string member = name + ".npy";
+  const uint64_t size = header.size() + static_cast<uint64_t>(shape[0]) * static_cast<uint64_t>(item_bytes);
+  // One member at offset 0: its size decides every ZIP64 field (the central directory starts
+  // right after it).
+  const bool zip64 = size > std::min<uint64_t>(zip64_above, kFull32 - 1024);
+  const uint16_t version = zip64 ? 45 : 20;
+
   write_atomically(path, [&](const std::string& tmp) {
-    int err = 0;
-    zip_t* za = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-    if (!za) {
-      zip_error_t ze;
-      zip_error_init_with_code(&ze, err);
-      std::string msg = zip_error_strerror(&ze);
-      zip_error_fini(&ze);
-      throw Error(path + ": cannot create the .npz: " + msg);
+    FileOut out(tmp, path);
+    Bytes local;
+    local.u32(0x04034b50).u16(version).u16(kUtf8Name).u16(0).u16(0).u16(kDosDate).u32(0);  // CRC patched below
+    local.u32(zip64 ? kFull32 : static_cast<uint32_t>(size)).u32(zip64 ? kFull32 : static_cast<uint32_t>(size));
+    local.u16(static_cast<uint16_t>(member.size())).u16(zip64 ? 20 : 0).str(member);
+    if (zip64) local.u16(0x0001).u16(16).u64(size).u64(size);
+    out.write(local.s);
+
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(header.data()), static_cast<uInt>(header.size()));
+    out.write(header);
+    std::vector<uint8_t> item(static_cast<size_t>(item_bytes));
+    for (int64_t i = 0; i < shape[0]; ++i) {
+      fill(i, item.data());
+      crc = crc32_z(crc, item.data(), item.size());
+      out.write(item.data(), item.size());
     }
-    zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t* zs = zip_source_function_create(source_cb, &src, &ze);
-    const std::string member = name + ".npy";
-    zip_int64_t idx = zs ? zip_file_add(za, member.c_str(), zs, ZIP_FL_ENC_UTF_8) : -1;
-    if (idx < 0) {
-      if (zs) zip_source_free(zs);
-      std::string msg = zip_strerror(za);
-      zip_discard(za);
-      zip_error_fini(&ze);
-      throw Error(path + ": cannot add " + member + ": " + msg);
+    out.patch(14, Bytes().u32(static_cast<uint32_t>(crc)).s);
+
+    const uint64_t cd_offset = out.offset();
+    Bytes central;
+    central.u32(0x02014b50).u16(static_cast<uint16_t>(3 << 8 | version)).u16(version).u16(kUtf8Name).u16(0);
+    central.u16(0).u16(kDosDate).u32(static_cast<uint32_t>(crc));
+    central.u32(zip64 ? kFull32 : static_cast<uint32_t>(size)).u32(zip64 ? kFull32 : static_cast<uint32_t>(size));
+    central.u16(static_cast<uint16_t>(member.size())).u16(zip64 ? 28 : 0).u16(0).u16(0).u16(0);
+    central.u32(0100644u << 16).u32(zip64 ? kFull32 : 0).str(member);
+    if (zip64) central.u16(0x0001).u16(24).u64(size).u64(size).u64(0);  // sizes, then the local header's offset
+    out.write(central.s);
+    const uint64_t cd_size = central.s.size();
+
+    Bytes end;
+    if (zip64) {
+      const uint64_t end64 = out.offset();
+      end.u32(0x06064b50).u64(44).u16(version).u16(version).u32(0).u32(0).u64(1).u64(1).u64(cd_size).u64(cd_offset);
+      end.u32(0x07064b50).u32(0).u64(end64).u32(1);
     }
-    zip_error_fini(&ze);
-    zip_set_file_compression(za, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
-    if (zip_close(za) != 0) {
-      std::string msg = zip_strerror(za);
-      zip_discard(za);
-      if (src.failure) std::rethrow_exception(src.failure);
-      throw Error(path + ": writing the .npz failed: " + msg);
-    }
-    if (src.failure) std::rethrow_exception(src.failure);
+    end.u32(0x06054b50).u16(0).u16(0).u16(1).u16(1).u32(static_cast<uint32_t>(cd_size));
+    end.u32(zip64 ? kFull32 : static_cast<uint32_t>(cd_offset)).u16(0);
+    out.write(end.s);
+    out.close();
   });
 }
 

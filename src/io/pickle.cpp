@@ -137,10 +137,18 @@ bool storage_type_of(const std::string& global, StorageType* t) {
   return false;
 }
 
+// What a pickle may make us allocate, per byte of the pickle, above a fixed 1 MiB: every opcode
+// that allocates is charged (a value, a string's bytes, a container's slots, a mark, a memo
+// entry, a stack slot) and the reader fails past the budget. Torch state dicts measure ~30 bytes
+// per byte (the shipped models' and the fixtures' data.pkl); without a bound a 64 MB pickle of
+// one-byte EMPTY_DICT opcodes asked for ~15 GB.
+constexpr size_t kBytesPerPickleByte = 64;
+constexpr size_t kFixedBudget = size_t{1} << 20;
+
 class Reader {
  public:
   Reader(const uint8_t* data, size_t size, const std::string& where, Document& doc)
-      : p_(data), n_(size), where_(where), doc_(doc) {}
+      : p_(data), n_(size), where_(where), doc_(doc), budget_(kFixedBudget + kBytesPerPickleByte * size) {}
 
   void run() {
     while (true) {
@@ -148,13 +156,16 @@ class Reader {
       uint8_t op = u8();
       switch (op) {
         case 0x80: proto(); break;
-        case '}': push(doc_.make(Kind::dict)); break;
-        case ']': push(doc_.make(Kind::list)); break;
-        case ')': push(doc_.make(Kind::tuple)); break;
-        case '(': marks_.push_back(stack_.size()); break;
-        case 'N': push(doc_.make(Kind::none)); break;
-        case 0x88: push_bool(true); break;
-        case 0x89: push_bool(false); break;
+        case '}': push(make(Kind::dict)); break;
+        case ']': push(make(Kind::list)); break;
+        case ')': push(shared(Kind::tuple)); break;
+        case '(':
+          charge(sizeof(size_t));
+          marks_.push_back(stack_.size());
+          break;
+        case 'N': push(shared(Kind::none)); break;
+        case 0x88: push(shared(Kind::boolean, true)); break;
+        case 0x89: push(shared(Kind::boolean, false)); break;
         case 'K': push_int(u8()); break;
         case 'M': push_int(le(2)); break;
         case 'J': push_int(static_cast<int32_t>(static_cast<uint32_t>(le(4)))); break;
@@ -185,6 +196,29 @@ class Reader {
   }
 
  private:
+  // Charges `bytes` of allocation to the pickle's budget.
+  void charge(size_t bytes) {
+    used_ += bytes;
+    if (used_ > budget_)
+      fail("the pickle needs more than " + std::to_string(budget_ >> 20) + " MiB of memory to read (" +
+           std::to_string(kBytesPerPickleByte) + " bytes per byte of its " + std::to_string(n_) +
+           "): not a torch state dict");
+  }
+  Value* make(Kind k) {
+    charge(sizeof(Value));
+    return doc_.make(k);
+  }
+  // None, True, False and () are immutable: one value each per document, however many opcodes.
+  const Value* shared(Kind k, bool b = false) {
+    const Value*& slot = k == Kind::none ? none_ : k == Kind::tuple ? empty_tuple_ : b ? true_ : false_;
+    if (!slot) {
+      Value* v = make(k);
+      v->b = b;
+      slot = v;
+    }
+    return slot;
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
     throw Error(where_ + ": " + what + " at byte " + std::to_string(op_pos_));
   }
@@ -205,7 +239,10 @@ class Reader {
     return v;
   }
 
-  void push(const Value* v) { stack_.push_back(v); }
+  void push(const Value* v) {
+    charge(sizeof(v));
+    stack_.push_back(v);
+  }
   const Value* pop() {
     if (stack_.size() <= floor()) fail("pickle stack underflow");
     const Value* v = stack_.back();
@@ -226,13 +263,8 @@ class Reader {
     uint8_t v = u8();
     if (v < 2 || v > 3) fail("pickle protocol " + std::to_string(v) + " is not supported (expected 2)");
   }
-  void push_bool(bool b) {
-    Value* v = doc_.make(Kind::boolean);
-    v->b = b;
-    push(v);
-  }
   void push_int(int64_t i) {
-    Value* v = doc_.make(Kind::integer);
+    Value* v = make(Kind::integer);
     v->i = i;
     push(v);
   }
@@ -246,13 +278,14 @@ class Reader {
   void binfloat() {
     uint64_t bits = 0;
     for (int k = 0; k < 8; ++k) bits = (bits << 8) | u8();  // big-endian
-    Value* v = doc_.make(Kind::floating);
+    Value* v = make(Kind::floating);
     std::memcpy(&v->f, &bits, 8);
     push(v);
   }
   void push_string(uint64_t len) {
     if (len > n_ - pos_) fail("string of " + std::to_string(len) + " bytes runs past the end of the pickle");
-    Value* v = doc_.make(Kind::string);
+    charge(len);
+    Value* v = make(Kind::string);
     v->s.assign(reinterpret_cast<const char*>(p_ + pos_), len);
     pos_ += len;
     push(v);
@@ -273,13 +306,14 @@ class Reader {
     std::string name = line();
     std::string full = module + "." + name;
     if (!allowed_globals().count(full)) fail("forbidden pickle global '" + full + "'");
-    Value* v = doc_.make(Kind::global);
+    Value* v = make(Kind::global);
     v->s = full;
     push(v);
   }
   void push_tuple(size_t begin) {
     if (begin < floor() || begin > stack_.size()) fail("pickle stack underflow");
-    Value* t = doc_.make(Kind::tuple);
+    charge((stack_.size() - begin) * sizeof(const Value*));
+    Value* t = make(Kind::tuple);
     t->items.assign(stack_.begin() + static_cast<ptrdiff_t>(begin), stack_.end());
     stack_.resize(begin);
     push(t);
@@ -294,7 +328,7 @@ class Reader {
         pid->items[0]->s != "storage")
       fail("persistent id is not a ('storage', type, key, location, numel) tuple");
     const auto& it = pid->items;
-    Value* st = doc_.make(Kind::storage);
+    Value* st = make(Kind::storage);
     if (it[1]->kind != Kind::global || !storage_type_of(it[1]->s, &st->storage_type))
       fail("persistent id names no storage type");
     if (it[2]->kind != Kind::string || it[3]->kind != Kind::string || !is_int(it[4]) || it[4]->i < 0)
@@ -324,13 +358,13 @@ class Reader {
     const auto& a = args->items;
     if (fn->s == "collections.OrderedDict") {
       if (!a.empty()) fail("collections.OrderedDict called with arguments");
-      push(doc_.make(Kind::dict));
+      push(make(Kind::dict));
     } else if (fn->s == "torch._utils._rebuild_tensor_v2") {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
       if (a.size() != 6 && a.size() != 7) fail("_rebuild_tensor_v2 takes 6 or 7 arguments");
       if (a[0]->kind != Kind::storage) fail("_rebuild_tensor_v2: first argument is not a storage");
       if (!is_int(a[1])) fail("_rebuild_tensor_v2: storage offset is not an integer");
-      Value* t = doc_.make(Kind::tensor);
+      Value* t = make(Kind::tensor);
       t->storage = a[0];
       t->offset = a[1]->i;
       t->size = int_tuple(a[2], "size");
@@ -377,6 +411,7 @@ class Reader {
       fail("pickle stack underflow");
     Value* d = const_cast<Value*>(stack_[begin - 1]);
     if (d->kind != Kind::dict) fail(std::string("SETITEM on a ") + kind_name(d->kind));
+    charge((stack_.size() - begin) / 2 * (sizeof(std::pair<const Value*, const Value*>) + 64));
     for (size_t k = begin; k < stack_.size(); k += 2) {
       auto [it, fresh] = d->index.emplace(key_identity(stack_[k]), d->entries.size());
       if (fresh)
@@ -391,12 +426,14 @@ class Reader {
     if (begin < floor() + 1 || begin > stack_.size()) fail("pickle stack underflow");
     Value* l = const_cast<Value*>(stack_[begin - 1]);
     if (l->kind != Kind::list) fail(std::string("APPEND on a ") + kind_name(l->kind));
+    charge((stack_.size() - begin) * sizeof(const Value*));
     l->items.insert(l->items.end(), stack_.begin() + static_cast<ptrdiff_t>(begin), stack_.end());
     stack_.resize(begin);
   }
 
   void put(uint64_t idx) {
     if (stack_.size() <= floor()) fail("pickle stack underflow");
+    charge(64);  // an unordered_map node
     memo_[idx] = stack_.back();
   }
   void get(uint64_t idx) {
@@ -413,6 +450,8 @@ class Reader {
   std::vector<const Value*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, const Value*> memo_;
+  size_t budget_, used_ = 0;
+  const Value *none_ = nullptr, *empty_tuple_ = nullptr, *true_ = nullptr, *false_ = nullptr;
 };
 
 }  // namespace

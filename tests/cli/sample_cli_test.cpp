@@ -85,6 +85,9 @@ TEST_F(SampleCli, WritesEveryImageAndTheRunRecord) {
   EXPECT_EQ(j["sampling"]["top_k"], 600);
   EXPECT_EQ(j["models"]["draft_steps"], 4);
   EXPECT_EQ(j["models"]["drafter"]["name"], "drafter.pth");
+  ASSERT_TRUE(j["kernels"].is_array());  // the kernel path that made the images, e.g. "gemm=avx512f32,isa=avx512f"
+  ASSERT_EQ(j["kernels"].size(), 1u);
+  EXPECT_NE(j["kernels"][0].get<std::string>().find("gemm="), std::string::npos);
   // Different images actually differ (the index keys the draws).
   EXPECT_NE(ref["0_0.png"], ref["0_1.png"]);
 }
@@ -114,6 +117,64 @@ TEST_F(SampleCli, ShardFromMpichEnvironment) {
   auto got = pngs_in(tmp.path("s"));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got["6_1.png"], reference()["6_1.png"]);
+}
+
+// Runs sample with `env` set for the child only; the PNG names it wrote.
+std::vector<std::string> names_with_env(const std::vector<std::pair<std::string, std::string>>& env,
+                                        const std::string& extra = "") {
+  TempDir tmp;
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+  auto r = run_cli("sample " + kRun + extra + " --out-dir " + tmp.path("s"), tmp);
+  for (const auto& [k, v] : env) unsetenv(k.c_str());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> names;
+  for (const auto& [n, b] : pngs_in(tmp.path("s"))) names.push_back(n);
+  return names;
+}
+
+TEST_F(SampleCli, ShardFromSlurm) {
+  // srun: task 5 of 6 takes the last of the 6 images.
+  EXPECT_EQ(names_with_env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "6"}}), (std::vector<std::string>{"6_1.png"}));
+  // A job array --array=1-3: task 3 is the third of three shards.
+  EXPECT_EQ(
+      names_with_env({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "3"}, {"SLURM_ARRAY_TASK_MIN", "1"}}),
+      (std::vector<std::string>{"6_0.png", "6_1.png"}));
+  // Both: array task 1 of 2, srun task 0 of 3 -> shard 3 of 6.
+  EXPECT_EQ(names_with_env({{"SLURM_ARRAY_TASK_ID", "1"},
+                            {"SLURM_ARRAY_TASK_COUNT", "2"},
+                            {"SLURM_PROCID", "0"},
+                            {"SLURM_NTASKS", "3"}}),
+            (std::vector<std::string>{"5_1.png"}));
+  // --shard wins over the environment.
+  EXPECT_EQ(names_with_env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "6"}}, " --shard 0/6"),
+            (std::vector<std::string>{"0_0.png"}));
+  TempDir tmp;
+  setenv("SLURM_PROCID", "6", 1);
+  setenv("SLURM_NTASKS", "6", 1);
+  auto r = run_cli("sample " + kRun + " --out-dir " + tmp.path("s"), tmp);
+  unsetenv("SLURM_PROCID");
+  unsetenv("SLURM_NTASKS");
+  expect_failure(r, "SLURM_PROCID=6", tmp);
+}
+
+// A shard on another kernel path (here oneDNN's GEMMs instead of the AVX-512 ones) goes on with a
+// warning, and run.json lists both paths.
+TEST_F(SampleCli, MixedKernelPathsWarn) {
+  TempDir tmp;
+  run_ok("sample " + kRun + " --shard 0/2 --out-dir " + tmp.path("s"), tmp);
+  setenv("VARCODE_GEMM", "onednn", 1);
+  auto r = run_cli("sample " + kRun + " --shard 1/2 --out-dir " + tmp.path("s"), tmp);
+  unsetenv("VARCODE_GEMM");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(read_bytes(tmp.path("s/run.json")));
+  if (j["kernels"][0].get<std::string>().find("gemm=onednn") != std::string::npos)
+    GTEST_SKIP() << "this CPU runs oneDNN anyway: no second path to mix";
+  EXPECT_NE(r.err.find("warning: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("other kernels"), std::string::npos) << r.err;
+  EXPECT_EQ(j["kernels"].size(), 2u) << j.dump();
+  auto p = run_cli("pack " + tmp.path("s") + " --npz " + tmp.path("s.npz"), tmp);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.err.find("several kernel paths"), std::string::npos) << p.err;
 }
 
 // Starts the binary in the background; its pid.
@@ -151,7 +212,8 @@ TEST_F(SampleCli, KilledRunResumesToIdenticalFiles) {
   // A damaged image counts as unfinished and is made again.
   const std::string first = dir + "/0_0.png";
   const std::string bytes = read_bytes(first);
-  std::ofstream(first, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  std::ofstream(first, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   auto r = run_cli("sample " + kRun + " --batch 2 --out-dir " + dir, tmp);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(pngs_in(dir), reference());
@@ -170,7 +232,7 @@ TEST_F(SampleCli, InterruptedRunSaysHowToResume) {
   const std::string err = read_bytes(tmp.path("err"));
   ASSERT_TRUE(WIFEXITED(st)) << err;
   if (pngs_in(dir).size() < kNames.size()) {  // it may have finished before the signal came
-    EXPECT_NE(WEXITSTATUS(st), 0);
+    EXPECT_EQ(WEXITSTATUS(st), 130) << "the documented status of an interrupted run";
     EXPECT_NE(err.find("rerun the same command to resume"), std::string::npos) << err;
   }
   run_ok("sample " + kRun + " --out-dir " + dir, tmp);

@@ -1,8 +1,6 @@
 // The decode / encode subcommands, run as the built binary: outputs, and bad inputs (non-zero
 // exit, a clear message, no output file left behind).
 #include <gtest/gtest.h>
-
-#include "test_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,9 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.hpp"
 #include "io/npy.hpp"
 #include "io/png.hpp"
-#include "cli/cli_util.hpp"
+#include "test_util.hpp"
 #include "varcode/tensor.hpp"
 
 namespace varcode {
@@ -26,7 +25,8 @@ using test::run_cli;
 using test::RunResult;
 using test::TempDir;
 namespace fs = std::filesystem;
-constexpr double kTol = 1e-3;  // images and latents, as in the model parity tests
+// The suite's tolerance rule (test_util.hpp) applied to the largest error measured here.
+const double kTol = test::tolerance(5.5e-6);  // measured 5.4-5.5e-6
 const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
 
 Tensor tokens_of(int64_t B, int64_t L, int64_t value) {
@@ -42,7 +42,8 @@ TEST(CliParity, DecodeWritesTheFixtureImage) {
                   tmp.path("grid.png") + " --save-image " + tmp.path("img.npy"),
               tmp);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const double err = test::max_abs_diff(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
+  const double err =
+      test::max_abs_diff(io::read_npy(tmp.path("img.npy")), io::read_npy(kTiny + "/var_drafter_image.npy"));
   EXPECT_LE(err, kTol) << "max abs err " << err;
   io::Image8 grid = io::read_png(tmp.path("grid.png"));  // two 256 px images side by side
   EXPECT_EQ(grid.width, 512);
@@ -74,7 +75,8 @@ TEST(CliParity, EncodeNpyGivesTheFixtureTokens) {
   int64_t mismatches = 0;
   for (int64_t i = 0; i < want.numel(); ++i) mismatches += tokens.data<int64_t>()[i] != want.data<int64_t>()[i];
   EXPECT_EQ(mismatches, 0);
-  const double err = test::max_abs_diff(io::read_npy(tmp.path("recon.npy")), io::read_npy(kTiny + "/vae_encode_recon.npy"));
+  const double err =
+      test::max_abs_diff(io::read_npy(tmp.path("recon.npy")), io::read_npy(kTiny + "/vae_encode_recon.npy"));
   EXPECT_LE(err, kTol) << "max abs err " << err;
   EXPECT_EQ(io::read_png(tmp.path("recon.png")).width, 256);
 }
@@ -163,6 +165,66 @@ TEST(Cli, EncodeRejectsUnreadableImages) {
                              tmp.path("t.npy"),
                          tmp),
                  "fits no scale schedule", tmp, {"bad.png", "junk.bin", "small.npy"});
+}
+
+}  // namespace
+}  // namespace varcode
+
+namespace varcode {
+namespace {
+
+const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models";
+
+// generate --save-tokens with the built-in models writes L = 130 (schedule 1,2,3,4,6,8); decode
+// knows that schedule, with the built-in VQ-VAE by default or named, and gives generate's images.
+TEST(CliSchedules, DecodeTheBuiltInModelsTokens) {
+  TempDir tmp;
+  const RunResult g = run_cli("generate --quiet --class 1,7 --seed 4 --dtype f32 --out " + tmp.path("g.png") +
+                                  " --save-tokens " + tmp.path("t.npy") + " --save-image " + tmp.path("g.npy"),
+                              tmp);
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  for (const std::string& vae : {std::string(), " --vae " + kModels + "/fashion_vae.pth"}) {
+    for (const std::string& schedule :
+         {std::string(), std::string(" --patch-nums 1,2,3,4,6,8"), " --model " + kModels + "/fashion_drafter.pth"}) {
+      const RunResult d = run_cli(
+          "decode" + vae + schedule + " --tokens " + tmp.path("t.npy") + " --save-image " + tmp.path("d.npy"), tmp);
+      ASSERT_EQ(d.exit_code, 0) << vae << schedule << ": " << d.err;
+      const double err = test::max_abs_diff(io::read_npy(tmp.path("d.npy")), io::read_npy(tmp.path("g.npy")));
+      EXPECT_LE(err, 1e-6) << vae << schedule << ": decode vs generate, max abs err " << err;
+    }
+  }
+  expect_failure(
+      run_cli("decode --patch-nums 1,2,3 --tokens " + tmp.path("t.npy") + " --out " + tmp.path("x.png"), tmp),
+      "do not follow the schedule given", tmp, {"t.npy", "g.png", "g.npy", "d.npy"});
+  expect_failure(
+      run_cli("decode --patch-nums 1,3,2 --tokens " + tmp.path("t.npy") + " --out " + tmp.path("x.png"), tmp),
+      "--patch-nums: expected increasing", tmp, {"t.npy", "g.png", "g.npy", "d.npy"});
+}
+
+// encode with the built-in VQ-VAE: its own 32 px schedule by default (not a 64 px one it never
+// saw), any side with --patch-nums, and a clear error for a side of no known schedule.
+TEST(CliSchedules, EncodeAtTheVaesOwnAndAnyResolution) {
+  TempDir tmp;
+  io::Image8 im;
+  im.width = 40;
+  im.height = 30;
+  im.rgb.resize(40 * 30 * 3);
+  for (size_t i = 0; i < im.rgb.size(); ++i) im.rgb[i] = static_cast<uint8_t>((i * 13) % 251);
+  io::write_png(tmp.path("in.png"), im);
+  const std::string in = " --image " + tmp.path("in.png") + " --save-tokens " + tmp.path("t.npy");
+  for (const std::string& vae : {std::string(), " --vae " + kModels + "/fashion_vae.pth"}) {
+    const RunResult r = run_cli("encode" + vae + in + " --save-image " + tmp.path("r.npy"), tmp);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(io::read_npy(tmp.path("t.npy")).shape(), (Shape{1, 130}));
+    EXPECT_EQ(io::read_npy(tmp.path("r.npy")).shape(), (Shape{1, 3, 32, 32}));
+  }
+  const RunResult any = run_cli("encode --patch-nums 1,2,4,6,12" + in + " --save-image " + tmp.path("r.npy"), tmp);
+  ASSERT_EQ(any.exit_code, 0) << any.err;
+  EXPECT_EQ(io::read_npy(tmp.path("t.npy")).shape(), (Shape{1, 1 + 4 + 16 + 36 + 144}));
+  EXPECT_EQ(io::read_npy(tmp.path("r.npy")).shape(), (Shape{1, 3, 48, 48}));
+  const RunResult bad = run_cli("encode --size 48" + in, tmp);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--patch-nums"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // .pth reading against archives built by pth_writer: dtypes, views, sharing, nesting, and bad input.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cstring>
 #include <fstream>
@@ -311,6 +312,38 @@ TEST(PthErrors, ByteOrderAndCopyBudget) {
   expect_pth_error(
       pth_with_pickle(state_dict_pickle({{"x", "FloatStorage", "0", 4, 0, {1LL << 30, 1LL << 30}, {0, 0}}})),
       {"tensor 'x'", "would need a copy of 1152921504606846976 x 4 bytes"});
+}
+
+}  // namespace
+}  // namespace varcode::io
+
+namespace varcode::io {
+namespace {
+
+int64_t peak_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+// 4 MB of one-byte opcodes that each made a ~240-byte value (EMPTY_DICT, EMPTY_LIST, NONE, ...):
+// the reader asked for ~1 GB (~15 GB for 64 MB). It must stop at its budget (64 bytes per byte of
+// pickle + 1 MiB) with an error that says so. ctest runs each test in a fresh process, so the
+// peak RSS measured here is this test's own.
+TEST(PthErrors, TinyOpcodeFloodHasBoundedMemory) {
+  for (const char op : {'}', ']', 'N', ')', '('}) {
+    const int64_t before = peak_rss_kb();
+    std::string flood = Pickler().proto().bytes();
+    flood.append(size_t{4} << 20, op);
+    expect_pth_error(pth_with_pickle(flood + Pickler().stop().bytes()),
+                     op == '}' || op == ']'
+                         ? std::vector<std::string>{"MiB of memory to read", "not a torch state dict"}
+                     : op == 'N' || op == ')' ? std::vector<std::string>{"expected a dict of tensors"}
+                                              : std::vector<std::string>{"data.pkl"});
+    const int64_t grown_mb = (peak_rss_kb() - before) / 1024;
+    // The budget is 257 MiB; the pickle, its zip and a copy add ~12 MB.
+    EXPECT_LT(grown_mb, 400) << "opcode 0x" << std::hex << int{static_cast<uint8_t>(op)};
+  }
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ TEST_P(AttentionCap, CachedBlockCausalMatchesReference) {
     l2norm_attention(qkv.data(), l, p0, scale_mul.data(), limit.data(), fast, a.data());
     l2norm_attention_reference(qkv.data(), l, p0, scale_mul.data(), limit.data(), ref, b.data());
     const double err = test::max_abs_diff(a.data(), b.data(), R * l * C);
-    EXPECT_LE(err, 5e-5) << "l=" << l << " max abs err " << err;  // f32 vs a double reference
+    EXPECT_LE(err, test::tolerance(1.2e-5))
+        << "l=" << l << " max abs err " << err;  // f32 vs a double reference; measured 1.2e-5
     p0 += l;
   }
 }
@@ -50,12 +51,14 @@ float round_bf16(float f) {  // to the nearest bf16, ties to even
 // precision. Scales as in a model: 1, 4, 9, 16 then 25 and 36 tokens (tails of every kind: odd
 // key counts, partial 64-key panels, query tiles of 1..6), the head scale up to the clamp.
 TEST(Attention, Bf16CacheMatchesReferences) {
-  if (!bf16_attention_supported()) GTEST_SKIP() << "CPU without AVX512-BF16";
+  VARCODE_SKIP_UNLESS_CPU(bf16_attention_supported(), "CPU without AVX512-BF16");
   // (a): bf16 inputs are exact in both; the differences left are f32 vs double sums and the odd
   // 1-ulp bf16 rounding flip of a softmax weight (its exp differs from std::exp by ~2 ulp).
-  constexpr double kEmulatedTol = 2e-3;
+  const double kEmulatedTol = test::tolerance(4.8e-7);  // measured 4.8e-7
   // (b): q and k rounded to bf16 move a score by ~head scale x 2^-9 / 8 and v by 2^-9 relative;
   // measured 0.086 with one head at the clamp (scale 100, sharp weights), 0.036 without it.
+  // Not under the suite's rule: this error is bf16's own rounding, not the kernel's (which (a)
+  // checks at 5e-6), so it stays a sanity bound at 1.7x the measured 0.086.
   constexpr double kF32Tol = 0.15;
   const int64_t R = 2, H = 3, C = H * 64, cap = 128;  // capacity: a multiple of 64
   auto scale_mul = test::random_vector(H, 11);

@@ -100,3 +100,30 @@ TEST(Sampler, Cfg) {
 }
 
 }  // namespace varcode::kernels::cpu
+
+namespace varcode::kernels::cpu {
+
+// Random123's published known-answer vectors for Philox4x32-10 (tests/kat_vectors of the
+// reference distribution of Salmon et al., SC'11: counter words, key words, output words).
+TEST(Philox, KnownAnswerVectors) {
+  struct Kat {
+    uint32_t counter[4], key[2], out[4];
+  };
+  const Kat kats[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+      {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+       {0xffffffffu, 0xffffffffu},
+       {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+      {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+       {0xa4093822u, 0x299f31d0u},
+       {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+  };
+  for (const Kat& k : kats) {
+    uint32_t out[4];
+    CounterRng::philox(k.counter, k.key, out);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(out[i], k.out[i]) << "word " << i << " for counter " << std::hex << k.counter[0];
+  }
+}
+
+}  // namespace varcode::kernels::cpu

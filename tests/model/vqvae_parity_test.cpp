@@ -1,8 +1,6 @@
 // Parity of the VQ-VAE against the reference fixtures (../shared/fixtures/{tiny,tiny512}).
 #include <gtest/gtest.h>
 
-#include "test_util.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -14,12 +12,14 @@
 #include "io/checkpoint.hpp"
 #include "io/npy.hpp"
 #include "model/vqvae.hpp"
+#include "test_util.hpp"
 
 namespace varcode::model {
 namespace {
 
 // Max abs error allowed on images and latents (fixtures README); expected near 1e-5.
-constexpr double kTol = 1e-3;
+// The suite's tolerance rule (test_util.hpp) applied to the largest error measured here.
+const double kTol = test::tolerance(1.1e-5);  // measured 1.0e-5 (tiny512 reconstruction), 9.8e-6 (decode)
 const std::string kFixtures = VARCODE_FIXTURES;
 
 Tensor to_unit_range(const Tensor& img) {  // [-1, 1] -> [0, 1], as the reference: (x + 1) * 0.5

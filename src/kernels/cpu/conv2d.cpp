@@ -31,16 +31,14 @@ struct Key {
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
-memory::data_type dnnl_dtype(DType dt) {
-  return dt == DType::bf16 ? memory::data_type::bf16 : memory::data_type::f32;
-}
+memory::data_type dnnl_dtype(DType dt) { return dt == DType::bf16 ? memory::data_type::bf16 : memory::data_type::f32; }
 
 struct Plan {
   dnnl::convolution_forward conv;
   memory::desc user_src_md, user_dst_md;  // kActivationTag
   memory::desc src_md, dst_md;            // the primitive's
+  memory::desc scratchpad_md;             // run with thread_scratchpad (dnnl_context.hpp)
   memory weights;                         // in the primitive's preferred layout
-  memory::desc scratchpad_md;             // per execution: concurrent calls must not share one
 };
 
 }  // namespace
@@ -92,10 +90,7 @@ struct Conv2d::State {
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                          src_md, w_md, b_md, dst_md, {geo.stride, geo.stride},
                                          {geo.pad_top, geo.pad_left}, {geo.pad_bottom, geo.pad_right});
-    dnnl::primitive_attr attr;
-    // oneDNN's library-managed scratchpad is shared by the primitives of a process (this build has
-    // no DNNL_ENABLE_CONCURRENT_EXEC): two requests decoding at once corrupted each other's images.
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::primitive_attr attr = user_scratchpad_attr();
     if (key.accumulate) {
       // dst = (conv + bias) + dst: the residual add of a ResnetBlock, same rounding as PyTorch.
       dnnl::post_ops ops;
@@ -103,8 +98,9 @@ struct Conv2d::State {
       attr.set_post_ops(ops);
     }
     dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
-    Plan plan{dnnl::convolution_forward(pd), user_src_md, user_dst_md, pd.src_desc(), pd.dst_desc(),
-              weights_for(pd.weights_desc()), pd.scratchpad_desc()};
+    Plan plan{
+        dnnl::convolution_forward(pd), user_src_md, user_dst_md, pd.src_desc(), pd.dst_desc(), pd.scratchpad_desc(),
+        weights_for(pd.weights_desc())};
     return plans.emplace(key, std::move(plan)).first->second;
   }
 };
@@ -182,12 +178,11 @@ void Conv2d::run(const Tensor& x, Tensor& y, bool accumulate) const {
     if (accumulate) dnnl::reorder(user_dst, dst).execute(stream, user_dst, dst);  // the residual to add onto
   }
   memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
-  memory scratchpad(plan.scratchpad_md, eng);
   plan.conv.execute(stream, {{DNNL_ARG_SRC, src},
                              {DNNL_ARG_WEIGHTS, plan.weights},
                              {DNNL_ARG_BIAS, bias},
                              {DNNL_ARG_DST, dst},
-                             {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                             {DNNL_ARG_SCRATCHPAD, thread_scratchpad(plan.scratchpad_md)}});
   if (blocked_dst) dnnl::reorder(dst, user_dst).execute(stream, dst, user_dst);
   stream.wait();
 }
@@ -213,20 +208,19 @@ void Conv2d::forward_nhwc(const Tensor& x, Tensor& y, bool accumulate) const {
   Plan plan;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
-    plan = state_->plan_for({x.dim(0), x.dim(1), x.dim(2), accumulate, true, dnnl_dtype(x.dtype()),
-                             dnnl_dtype(y.dtype())});
+    plan = state_->plan_for(
+        {x.dim(0), x.dim(1), x.dim(2), accumulate, true, dnnl_dtype(x.dtype()), dnnl_dtype(y.dtype())});
   }
   const auto& eng = dnnl_engine();
   auto& stream = dnnl_stream();
   memory src(plan.src_md, eng, const_cast<void*>(x.raw()));
   memory dst(plan.dst_md, eng, y.raw());
   memory bias({{out_channels()}, memory::data_type::f32, tag::x}, eng, const_cast<float*>(state_->bias.data<float>()));
-  memory scratchpad(plan.scratchpad_md, eng);
   plan.conv.execute(stream, {{DNNL_ARG_SRC, src},
                              {DNNL_ARG_WEIGHTS, plan.weights},
                              {DNNL_ARG_BIAS, bias},
                              {DNNL_ARG_DST, dst},
-                             {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                             {DNNL_ARG_SCRATCHPAD, thread_scratchpad(plan.scratchpad_md)}});
   stream.wait();
 }
 

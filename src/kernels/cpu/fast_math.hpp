@@ -5,8 +5,10 @@
 #include <cstring>
 
 // Hot loops are compiled for AVX-512, AVX2 and the portable baseline; the loader picks the best
-// one for the CPU at run time (GCC/Clang function multi-versioning).
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(VARCODE_NO_CLONES)
+// one for the CPU at run time (GCC/Clang function multi-versioning; not under the sanitizers,
+// whose runtimes are not up yet when the loader runs the ifunc resolvers).
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(VARCODE_NO_CLONES)
 #define VARCODE_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VARCODE_SIMD_CLONES

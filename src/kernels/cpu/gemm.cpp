@@ -34,7 +34,7 @@ dnnl::memory::data_type to_dnnl(DType dt) {
 struct Linear::Impl {
   struct Prim {
     dnnl::inner_product_forward prim;
-    dnnl::memory::desc src_md, dst_md, bias_md;
+    dnnl::memory::desc src_md, dst_md, bias_md, scratchpad_md;
   };
   std::mutex mu;
   std::map<std::pair<int64_t, int>, std::shared_ptr<Prim>> prims;  // (M, epilogue) -> primitive
@@ -58,7 +58,7 @@ dnnl::inner_product_forward::primitive_desc make_pd(int64_t m, int64_t k, int64_
   using tag = dnnl::memory::format_tag;
   dnnl::memory::desc src_md({m, k}, wdt, tag::ab);
   dnnl::memory::desc dst_md({m, n}, dt::f32, tag::ab);
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = user_scratchpad_attr();  // shared by concurrent requests
   if (epilogue == Epilogue::gelu_tanh) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
@@ -175,6 +175,7 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
         throw Error("internal: oneDNN wants another weight layout for " + std::to_string(m) + " rows");
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
+      p->scratchpad_md = pd.scratchpad_desc();
       if (has_bias) p->bias_md = pd.bias_desc();
       p->prim = dnnl::inner_product_forward(pd);
       impl_->prims.emplace(key, p);
@@ -197,6 +198,7 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias_md, eng, const_cast<void*>(bias_.raw())));
+  args.emplace(DNNL_ARG_SCRATCHPAD, thread_scratchpad(p->scratchpad_md));
   auto& strm = dnnl_stream();
   p->prim.execute(strm, args);
   strm.wait();

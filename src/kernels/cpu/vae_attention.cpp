@@ -20,6 +20,7 @@ struct Plans {
   memory::desc q_md, k_md, s_md;
   dnnl::matmul mix;  // v w^T: [B, C, N] x [B, N, N] -> [B, C, N]
   memory::desc v_md, wt_md, h_md;
+  memory::desc scores_scratch, mix_scratch;  // both run with thread_scratchpad (dnnl_context.hpp)
 };
 
 // Channels-last: q, k, v are [B, N, C] views of qkv [B, N, 3C] with row stride 3C.
@@ -37,12 +38,16 @@ const Plans& plans_nhwc_for(int64_t B, int64_t C, int64_t N) {
   p.q_md = memory::desc({B, N, C}, f32, dims{batch_stride, 3 * C, 1});
   p.k_md = memory::desc({B, C, N}, f32, dims{batch_stride, 1, 3 * C});  // k viewed transposed
   p.s_md = memory::desc({B, N, N}, f32, dims{N * N, N, 1});
-  p.scores = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.q_md, p.k_md, p.s_md), eng));
+  const dnnl::matmul::primitive_desc scores_pd(dnnl::matmul::desc(p.q_md, p.k_md, p.s_md), user_scratchpad_attr(), eng);
+  p.scores = dnnl::matmul(scores_pd);
+  p.scores_scratch = scores_pd.scratchpad_desc();
   // h [B, N, C] = w [B, N, N] x v [B, N, C]: the weights are the matmul's source here.
   p.wt_md = memory::desc({B, N, N}, f32, dims{N * N, N, 1});
   p.v_md = memory::desc({B, N, C}, f32, dims{batch_stride, 3 * C, 1});
   p.h_md = memory::desc({B, N, C}, f32, dims{N * C, C, 1});
-  p.mix = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.wt_md, p.v_md, p.h_md), eng));
+  const dnnl::matmul::primitive_desc mix_pd(dnnl::matmul::desc(p.wt_md, p.v_md, p.h_md), user_scratchpad_attr(), eng);
+  p.mix = dnnl::matmul(mix_pd);
+  p.mix_scratch = mix_pd.scratchpad_desc();
   return cache.emplace(key, std::move(p)).first->second;
 }
 
@@ -86,10 +91,16 @@ void vae_spatial_attention_nhwc(const Tensor& qkv, Tensor& h) {
   float* base = const_cast<float*>(qkv.data<float>());
   memory q(p.q_md, eng, base), k(p.k_md, eng, base + C), v(p.v_md, eng, base + 2 * C);
   memory s(p.s_md, eng, w.raw()), wt(p.wt_md, eng, w.raw()), out(p.h_md, eng, h.raw());
-  p.scores.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, k}, {DNNL_ARG_DST, s}});
+  p.scores.execute(stream, {{DNNL_ARG_SRC, q},
+                            {DNNL_ARG_WEIGHTS, k},
+                            {DNNL_ARG_DST, s},
+                            {DNNL_ARG_SCRATCHPAD, thread_scratchpad(p.scores_scratch)}});
   stream.wait();
   scaled_softmax_rows(w.data<float>(), B * N, N, C);
-  p.mix.execute(stream, {{DNNL_ARG_SRC, wt}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, out}});
+  p.mix.execute(stream, {{DNNL_ARG_SRC, wt},
+                         {DNNL_ARG_WEIGHTS, v},
+                         {DNNL_ARG_DST, out},
+                         {DNNL_ARG_SCRATCHPAD, thread_scratchpad(p.mix_scratch)}});
   stream.wait();
 }
 
