@@ -113,7 +113,13 @@ void apply_default_models(PipelineFlags& f) {
         "all = the built-in models)");
 }
 
-std::string builtin_vae() { return builtin_models_dir() + "/fashion_vae.pth"; }
+std::string builtin_vae() {
+  try {
+    return builtin_model_files().vae;
+  } catch (const Error& e) {
+    throw Error("--vae: not given, and " + std::string(e.what()));
+  }
+}
 
 void add_schedule_flags(CLI::App* cmd, std::string& patch_nums, std::string& model) {
   auto* pn = cmd->add_option("--patch-nums", patch_nums,
