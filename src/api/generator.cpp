@@ -8,6 +8,7 @@
 #include <string>
 
 #include "io/checkpoint.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
 #include "model/random_checkpoint.hpp"
 #include "model/var_transformer.hpp"
@@ -74,16 +75,23 @@ std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType d
 
 Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
   auto impl = std::make_shared<Impl>();
+  if (dtype == ComputeDType::int8) {
+    const std::string why = kernels::cpu::int8_unsupported_reason();  // before anything is loaded
+    if (!why.empty()) throw Error(why);
+  }
   impl->dtype = dtype == ComputeDType::f32    ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
+                : dtype == ComputeDType::int8 ? DType::i8
                                               : (cpu_has_bf16() ? DType::bf16 : DType::f32);
+  // The VQ-VAE's convolutions have no int8 form: under int8 they run as under auto.
+  const DType vae_dtype = impl->dtype != DType::i8 ? impl->dtype : cpu_has_bf16() ? DType::bf16 : DType::f32;
   if (files.vae == "random") {
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), vae_dtype));
   } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
       throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, vae_dtype));
   }
   const bool code = !files.drafter.empty() || !files.refiner.empty();
   if (code) {

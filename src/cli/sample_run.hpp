@@ -26,7 +26,7 @@ struct SampleItem {
 struct RunSpec {
   nlohmann::json models;  // per file: name, bytes, fingerprint; draft_steps
   SamplingOptions sampling;
-  std::string dtype;  // the resolved compute dtype ("f32" / "bf16")
+  std::string dtype;  // the resolved compute dtype ("f32" / "bf16" / "int8")
   uint64_t seed = 0;
   std::vector<int> classes;  // ascending
   int per_class = 0;

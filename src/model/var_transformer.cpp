@@ -26,9 +26,15 @@ void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType we
   const char* kv_env = std::getenv("VARCODE_KV_CACHE");
   const std::string kv = kv_env ? kv_env : "";
   if (!kv.empty() && kv != "f32" && kv != "auto") throw Error("VARCODE_KV_CACHE must be f32 or auto, got '" + kv + "'");
-  bf16_cache_ = weight_dtype == DType::bf16 && kv != "f32" &&
+  bf16_cache_ = (weight_dtype == DType::bf16 || weight_dtype == DType::i8) && kv != "f32" &&
                 kernels::cpu::default_bf16_backend() == kernels::cpu::GemmBackend::avx512bf16 &&
                 kernels::cpu::bf16_attention_supported();
+  // VARCODE_ADALN_DTYPE=f32|bf16|int8 holds the AdaLN linears (the blocks', shared and the head's)
+  // in that dtype instead of weight_dtype: the A/B of their precision (README, int8).
+  const char* ada_env = std::getenv("VARCODE_ADALN_DTYPE");
+  const DType ada_dtype = ada_env && *ada_env ? parse_dtype(ada_env, "VARCODE_ADALN_DTYPE") : weight_dtype;
+  if (ada_dtype != DType::f32 && ada_dtype != DType::bf16 && ada_dtype != DType::i8)
+    throw Error("VARCODE_ADALN_DTYPE must be f32, bf16 or int8");
   const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
   class_emb_ = ws.take("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
   pos_start_ = ws.take("pos_start", {1, 1, C}).reshape({C});            // [C]
@@ -44,15 +50,16 @@ void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType we
           lvl_embed.data<float>()[level_[static_cast<size_t>(i)] * C + c] + pos.data<float>()[i * C + c];
   for (const char* buffer : {"lvl_1L", "attn_bias_for_masking"})
     if (ckpt.has(buffer)) ws.ignore(buffer);
-  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);                             // [C, Cvae]
-  if (cfg_.shared_adaln) shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
+  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);                          // [C, Cvae]
+  if (cfg_.shared_adaln) shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, ada_dtype);  // [6C, C]
   blocks_.reserve(static_cast<size_t>(cfg_.depth));
   for (int b = 0; b < cfg_.depth; ++b)
-    blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
-  head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, weight_dtype);  // [2C, C]
+    blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype, ada_dtype);
+  head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, ada_dtype);  // [2C, C]
   // The reference computes the head in f32 whatever the autocast dtype: keep it f32.
   head_ = ws.linear("head.", cfg_.vocab, C, DType::f32);  // [V, C]
   ws.finish();
+  if (ws.check_only()) compute_weights_ = ws.weights_in(weight_dtype);
 }
 
 VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity) const {

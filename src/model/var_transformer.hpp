@@ -31,7 +31,8 @@ struct VarState {
 class VarTransformer {
  public:
   // Validates every tensor against the inferred configuration (missing, unexpected, mis-shaped =
-  // Error naming it). Matmul weights are held in `weight_dtype` (f32 or bf16).
+  // Error naming it). Matmul weights are held in `weight_dtype` (f32, bf16 or i8); attention runs
+  // in bf16 under bf16 and i8 weights where the CPU has the bf16 kernels.
   // check_only: validate the file without building the compute structures.
   VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32, bool check_only = false);
   // Consumes the checkpoint: each tensor is released once converted or packed.
@@ -54,6 +55,8 @@ class VarTransformer {
   void head(VarState& st, const float* x, int64_t l, int64_t from, int64_t n, float* logits) const;
 
   int level_of(int64_t pos) const { return level_[static_cast<size_t>(pos)]; }
+  // check_only: the matmul weights this model holds in `weight_dtype` (WeightSource::weights_in).
+  const std::vector<std::string>& weights_in_compute_dtype() const { return compute_weights_; }
 
  private:
   std::string path_;
@@ -64,10 +67,11 @@ class VarTransformer {
   kernels::cpu::Linear word_embed_;  // [C, Cvae]
   kernels::cpu::Linear shared_ada_;  // [6C, C], shared AdaLN only
   std::vector<TransformerBlock> blocks_;
-  kernels::cpu::Linear head_nm_ada_;  // [2C, C]
-  kernels::cpu::Linear head_;         // [V, C]
-  std::vector<int> level_;            // [L]
-  bool bf16_cache_ = false;           // KV caches in bf16 (bf16 weights on a CPU with the bf16 kernels)
+  kernels::cpu::Linear head_nm_ada_;          // [2C, C]
+  kernels::cpu::Linear head_;                 // [V, C]
+  std::vector<int> level_;                    // [L]
+  bool bf16_cache_ = false;                   // KV caches in bf16 (bf16 or int8 weights on a CPU with the bf16 kernels)
+  std::vector<std::string> compute_weights_;  // check_only: WeightSource::weights_in(weight_dtype)
 
   void load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype);
 };
