@@ -46,6 +46,15 @@ struct Tile {
   int pf_lines = 0;
 };
 
+// acc += a (u8) . b (s8) per int32 lane, as _mm512_dpbusd_epi32. Written as inline assembly
+// because GCC 12 spills the 24 accumulators of micro<6, 4> to the stack around the intrinsic's
+// builtin (vpdpbusd reads and writes its destination), which ran the kernel at ~40% of the
+// instruction's peak; with the register tied by "+v" they stay in zmm registers.
+VARCODE_AVX512VNNI inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
 template <int MR, int NR>
 VARCODE_AVX512VNNI void micro(const Tile& t) {
   __m512i acc[MR][NR];
@@ -80,7 +89,7 @@ VARCODE_AVX512VNNI void micro(const Tile& t) {
       std::memcpy(&quad, a + i * t.lda, 4);
       const __m512i av = _mm512_set1_epi32(quad);
 #pragma GCC unroll 4
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, bv[j]);
+      for (int j = 0; j < NR; ++j) acc[i][j] = dpbusd(acc[i][j], av, bv[j]);
     }
   }
   if (!t.last || t.raw) {
