@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--per-class", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--rows", default="drafter,code3", help="which rows: drafter (alone), code3 (CoDe N=3)")
     ap.add_argument("--sampling", default="--cfg 1.5 --top-k 600 --top-p 0.96 --temperature 1",
                     help="as tools/eval/quality_table.py, so the rows compare with its table")
     args = ap.parse_args()
@@ -41,6 +42,8 @@ def main():
     rows = [("drafter alone", ["--model", m("fashion_drafter.pth")]),
             ("CoDe N=3", ["--drafter", m("fashion_drafter.pth"), "--refiner", m("fashion_refiner.pth"),
                           "--draft-steps", "3"])]
+    keep = {"drafter": "drafter alone", "code3": "CoDe N=3"}
+    rows = [r for r in rows if r[0] in {keep[k] for k in args.rows.split(",")}]
     classes = ",".join(str(c) for c in range(10))
     labels = np.repeat(np.arange(10), args.per_class)
     table = []
