@@ -1,7 +1,7 @@
 // The machine's ceilings that the speed figures of issue #5 are judged against: the throughput of
-// a bare stream of vdpbf16ps (bf16 dot products, 64 FLOP each) and of vfmadd231ps (f32, 32 FLOP)
-// on zmm registers, and the DRAM read bandwidth that bounds the small-M scales (weights
-// streamed). No kernel can beat these; run with 1 and 2 threads:
+// a bare stream of vdpbf16ps (bf16 dot products, 64 FLOP each), of vpdpbusd (int8, 128 integer
+// ops each, reported as FLOP/s) and of vfmadd231ps (f32, 32 FLOP) on zmm registers, and the DRAM read bandwidth that
+// bounds the small-M scales (weights streamed). No kernel can beat these; run with 1 and 2 threads:
 //   build/varcode_microbench --benchmark_filter=Peak --benchmark_counters_tabular=true
 // Arg = threads, each running the same stream; the counters are the machine's total.
 #include <benchmark/benchmark.h>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm_bf16.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
 
 namespace {
 
@@ -52,6 +53,24 @@ __attribute__((target("avx512f"))) void f32_fma_stream(int64_t iters) {
         "xmm12", "xmm13", "cc");
 }
 
+// vpdpbusd: 16 lanes x 4 u8 x s8 products = 64 multiply-adds, 128 integer ops (the int8 GEMM's
+// instruction, gemm_int8.cpp), counted like the FLOP above so the two compare directly.
+__attribute__((target("avx512f,avx512vnni"))) void int8_dot_stream(int64_t iters) {
+  __asm__ volatile(
+      "vpxord %%zmm0,%%zmm0,%%zmm0\n vmovaps %%zmm0,%%zmm1\n vmovaps %%zmm0,%%zmm2\n vmovaps %%zmm0,%%zmm3\n"
+      "vmovaps %%zmm0,%%zmm4\n vmovaps %%zmm0,%%zmm5\n vmovaps %%zmm0,%%zmm6\n vmovaps %%zmm0,%%zmm7\n"
+      "vmovaps %%zmm0,%%zmm8\n vmovaps %%zmm0,%%zmm9\n vmovaps %%zmm0,%%zmm10\n vmovaps %%zmm0,%%zmm11\n"
+      "vmovaps %%zmm0,%%zmm12\n vmovaps %%zmm0,%%zmm13\n"
+      "1:\n"
+      "vpdpbusd %%zmm12,%%zmm13,%%zmm0\n vpdpbusd %%zmm12,%%zmm13,%%zmm1\n vpdpbusd %%zmm12,%%zmm13,%%zmm2\n"
+      "vpdpbusd %%zmm12,%%zmm13,%%zmm3\n vpdpbusd %%zmm12,%%zmm13,%%zmm4\n vpdpbusd %%zmm12,%%zmm13,%%zmm5\n"
+      "vpdpbusd %%zmm12,%%zmm13,%%zmm6\n vpdpbusd %%zmm12,%%zmm13,%%zmm7\n vpdpbusd %%zmm12,%%zmm13,%%zmm8\n"
+      "vpdpbusd %%zmm12,%%zmm13,%%zmm9\n vpdpbusd %%zmm12,%%zmm13,%%zmm10\n vpdpbusd %%zmm12,%%zmm13,%%zmm11\n"
+      "dec %0\n jnz 1b\n"
+      : "+r"(iters)::"xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "cc");
+}
+
 constexpr int64_t kIters = 1 << 24;  // x 12 instructions per benchmark iteration: ~60 ms, so that
                                      // thread start-up and placement do not count
 
@@ -85,6 +104,17 @@ void BM_PeakF32Fma(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_PeakF32Fma)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+void BM_PeakInt8Dot(benchmark::State& state) {
+  if (!varcode::kernels::cpu::Int8Gemm::supported()) {
+    state.SkipWithError("CPU without AVX512-VNNI");
+    return;
+  }
+  for (auto _ : state) on_threads(state.range(0), [](int64_t) { int8_dot_stream(kIters); });
+  state.counters["FLOP/s"] = benchmark::Counter(static_cast<double>(state.range(0) * kIters * 12 * 128),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PeakInt8Dot)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 #endif
 
 // Each thread reads its own 1 GiB (beyond any cache), as the weights of a layer are read.

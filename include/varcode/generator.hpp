@@ -27,7 +27,11 @@ struct ModelFiles {
   int draft_steps = 0;
 };
 
-enum class ComputeDType { automatic, f32, bf16 };
+// automatic: bf16 where the CPU has AVX512-BF16, else f32 (never int8). int8: the transformers'
+// linear layers (attention, MLP, AdaLN) with int8 weights per output channel and activations
+// quantised per row at run time, attention in bf16, the head, embeddings and VQ-VAE as bf16 runs
+// them; needs AVX512-VNNI (Error otherwise, saying so).
+enum class ComputeDType { automatic, f32, bf16, int8 };
 
 struct SamplingOptions {
   double cfg = 1.5;
@@ -104,7 +108,7 @@ class Generator {
   std::vector<int> patch_nums() const;
   int image_size() const;
   int total_tokens() const;
-  DType compute_dtype() const;
+  DType compute_dtype() const;  // i8 for ComputeDType::int8
   // The published FID settings: VAR cfg 1.5, top-k 900, top-p 0.96, T 1; CoDe
   // cfg 1.5, top-k 600, top-p 0.96, T 1.1 on scales 0-6 then 1.0.
   SamplingOptions default_sampling() const;

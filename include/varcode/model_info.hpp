@@ -13,7 +13,7 @@ struct ModelInfo {
   std::string path;
   std::string kind;       // "var" or "vqvae"
   std::string container;  // "pth" or "safetensors"
-  std::string dtype;      // dtype of the floating-point weights ("f32", "bf16", "f16" or "mixed")
+  std::string dtype;      // dtype of the floating-point weights ("f32", "bf16", "f16", "int8" or "mixed")
   int64_t params = 0;
   int64_t tensors = 0;
   // VAR
@@ -34,7 +34,10 @@ ModelInfo inspect_model(const std::string& path);
 std::string model_info_json(const ModelInfo& info);
 
 // Writes the same model as safetensors, floating-point tensors in `dtype` (f32, f16 or bf16;
-// int64 buffers stay int64), the inferred configuration in the metadata.
+// int64 buffers stay int64), the inferred configuration in the metadata. i8 (VAR models only):
+// the linear weights that --dtype int8 runs in int8 become `<name>` I8 [out, in] quantised per
+// output channel plus `<name>.scale` F32 [out] (w ~= q * scale); every other tensor is kept as
+// it is. An int8 file converted to a floating-point dtype is dequantised.
 void convert_model(const std::string& in, const std::string& out, DType dtype);
 
 }  // namespace varcode

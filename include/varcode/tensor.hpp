@@ -9,11 +9,13 @@
 
 namespace varcode {
 
-enum class DType { f32, f16, bf16, i64 };
+// i8: int8 weights, quantised per output channel; the file holds each one's f32 scales beside it
+// (README.md, "int8").
+enum class DType { f32, f16, bf16, i64, i8 };
 
 size_t dtype_size(DType dt);
 const char* dtype_name(DType dt);
-// Parses "f32", "f16", "bf16", "i64"; throws Error naming `what` otherwise.
+// Parses "f32", "f16", "bf16", "i64", "i8" (or "int8"); throws Error naming `what` otherwise.
 DType parse_dtype(const std::string& name, const std::string& what);
 
 using Shape = std::vector<int64_t>;

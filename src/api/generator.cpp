@@ -9,6 +9,7 @@
 
 #include "api/thread_budget.hpp"
 #include "io/checkpoint.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
 #include "model/random_checkpoint.hpp"
 #include "model/var_transformer.hpp"
@@ -81,16 +82,23 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
 Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shared_ptr<const backend::Backend> be) {
   if (!be) throw Error("internal: no backend given");
   auto impl = std::make_shared<Impl>();
+  if (dtype == ComputeDType::int8) {
+    const std::string why = kernels::cpu::int8_unsupported_reason();  // before anything is loaded
+    if (!why.empty()) throw Error(why);
+  }
   impl->dtype = dtype == ComputeDType::f32    ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
+                : dtype == ComputeDType::int8 ? DType::i8
                                               : (cpu_has_bf16() ? DType::bf16 : DType::f32);
+  // The VQ-VAE's convolutions have no int8 form: under int8 they run as under auto.
+  const DType vae_dtype = impl->dtype != DType::i8 ? impl->dtype : cpu_has_bf16() ? DType::bf16 : DType::f32;
   if (files.vae == "random") {
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), impl->dtype, be));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(model::random_vqvae_checkpoint({}), vae_dtype, be));
   } else {
     io::Checkpoint ckpt = io::load_checkpoint(files.vae);
     if (model::detect_kind(ckpt) != model::ModelKind::vqvae)
       throw Error(files.vae + ": is a VAR transformer, expected the VQ-VAE (--vae)");
-    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, impl->dtype, be));
+    impl->vae = std::make_unique<model::Vqvae>(model::Vqvae::load(ckpt, vae_dtype, be));
   }
   const bool code = !files.drafter.empty() || !files.refiner.empty();
   if (code) {

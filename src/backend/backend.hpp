@@ -107,9 +107,14 @@ class Backend {
                        int64_t rows) const = 0;
 
   // ---- weights: taken from host tensors (possibly mapped from a file), owned by the backend ------
-  // weight [N, K] (f32 or bf16 on the host), bias [N] f32 or undefined; held in `dtype`.
+  // weight [N, K] (f32 or bf16 on the host), bias [N] f32 or undefined; held in `dtype` (f32, bf16,
+  // or i8: quantised per output channel, where the backend has int8 kernels).
   virtual std::shared_ptr<const LinearWeights> linear_weights(const Tensor& weight, const Tensor& bias,
                                                               DType dtype) const = 0;
+  // An int8 file's weight q [N, K] i8 with per-output-channel scales [N] f32 (w ~= q * scale), held
+  // in `dtype`: i8 as it is, f32 / bf16 dequantised.
+  virtual std::shared_ptr<const LinearWeights> int8_linear_weights(const Tensor& q, const Tensor& scale,
+                                                                   const Tensor& bias, DType dtype) const = 0;
   virtual std::shared_ptr<const ConvWeights> conv_weights(const Tensor& weight, const Tensor& bias,
                                                           ConvGeometry geometry) const = 0;
   virtual std::shared_ptr<const CodebookWeights> codebook_weights(const Tensor& embedding) const = 0;

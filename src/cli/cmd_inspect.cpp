@@ -61,7 +61,10 @@ void register_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "Write a model as safetensors (configuration in the metadata)");
   cmd->add_option("in", o->in, "A .pth or .safetensors model file (random:dNN / random: random weights, official size)")->required();
   cmd->add_option("out", o->out, "Output .safetensors path")->required();
-  cmd->add_option("--dtype", o->dtype, "f32, f16 or bf16")->check(CLI::IsMember({"f32", "f16", "bf16"}));
+  cmd->add_option("--dtype", o->dtype,
+                  "f32, f16, bf16, or int8 (a VAR model's linear weights as int8 with per-channel scales, "
+                  "`<name>` I8 + `<name>.scale` F32; the rest as in the input)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}));
   cmd->callback([o] {
     convert_model(o->in, o->out, parse_dtype(o->dtype, "--dtype"));
     std::cerr << "wrote " << o->out << "\n";

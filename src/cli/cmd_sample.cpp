@@ -52,7 +52,7 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-std::string dtype_str(DType d) { return d == DType::bf16 ? "bf16" : "f32"; }
+std::string dtype_str(DType d) { return d == DType::bf16 ? "bf16" : d == DType::i8 ? "int8" : "f32"; }
 
 std::string hms(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";

@@ -32,8 +32,10 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   model->excludes(drafter)->excludes(refiner)->excludes(steps);
   drafter->needs(refiner)->needs(steps);
   refiner->needs(drafter);  // --draft-steps alone: the built-in pair (apply_default_models)
-  cmd->add_option("--dtype", f.dtype, "Compute dtype: auto (bf16 where the CPU has it), f32 or bf16")
-      ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+  cmd->add_option("--dtype", f.dtype,
+                  "Compute dtype: auto (bf16 where the CPU has it), f32, bf16, or int8 (int8 transformer weights, "
+                  "AVX512-VNNI CPUs; never chosen by auto)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "int8"}));
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
 }
@@ -162,6 +164,7 @@ Generator open_pipeline(PipelineFlags& f) {
   files.draft_steps = f.draft_steps;
   const ComputeDType dt = f.dtype == "f32"    ? ComputeDType::f32
                           : f.dtype == "bf16" ? ComputeDType::bf16
+                          : f.dtype == "int8" ? ComputeDType::int8
                                               : ComputeDType::automatic;
   return Generator::open(files, dt);
 }

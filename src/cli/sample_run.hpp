@@ -26,7 +26,7 @@ struct SampleItem {
 struct RunSpec {
   nlohmann::json models;  // per file: name, bytes, fingerprint; draft_steps
   SamplingOptions sampling;
-  std::string dtype;  // the resolved compute dtype ("f32" / "bf16")
+  std::string dtype;  // the resolved compute dtype ("f32" / "bf16" / "int8")
   // This process's kernel path (runtime.hpp kernel_path), recorded in run.json as "kernels", the
   // list of every path that made images in the directory; not part of to_json().
   std::string kernels;

@@ -1,5 +1,7 @@
 #include "varcode/tensor.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -8,28 +10,22 @@ namespace varcode {
 
 size_t dtype_size(DType dt) {
   switch (dt) {
-    case DType::f32:
-      return 4;
-    case DType::f16:
-      return 2;
-    case DType::bf16:
-      return 2;
-    case DType::i64:
-      return 8;
+    case DType::f32: return 4;
+    case DType::f16: return 2;
+    case DType::bf16: return 2;
+    case DType::i64: return 8;
+    case DType::i8: return 1;
   }
   return 0;
 }
 
 const char* dtype_name(DType dt) {
   switch (dt) {
-    case DType::f32:
-      return "f32";
-    case DType::f16:
-      return "f16";
-    case DType::bf16:
-      return "bf16";
-    case DType::i64:
-      return "i64";
+    case DType::f32: return "f32";
+    case DType::f16: return "f16";
+    case DType::bf16: return "bf16";
+    case DType::i64: return "i64";
+    case DType::i8: return "i8";
   }
   return "?";
 }
@@ -39,7 +35,8 @@ DType parse_dtype(const std::string& name, const std::string& what) {
   if (name == "f16" || name == "float16") return DType::f16;
   if (name == "bf16" || name == "bfloat16") return DType::bf16;
   if (name == "i64" || name == "int64") return DType::i64;
-  throw Error(what + ": unknown dtype '" + name + "' (expected f32, f16, bf16 or i64)");
+  if (name == "i8" || name == "int8") return DType::i8;
+  throw Error(what + ": unknown dtype '" + name + "' (expected f32, f16, bf16, i64 or int8)");
 }
 
 std::string shape_str(const Shape& shape) {
@@ -188,14 +185,11 @@ Tensor Tensor::to(DType dtype) const {
   }
   auto load = [&](int64_t i) -> double {
     switch (dtype_) {
-      case DType::f32:
-        return static_cast<const float*>(data_)[i];
-      case DType::f16:
-        return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::bf16:
-        return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
-      case DType::i64:
-        return static_cast<double>(static_cast<const int64_t*>(data_)[i]);
+      case DType::f32: return static_cast<const float*>(data_)[i];
+      case DType::f16: return f16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::bf16: return bf16_to_f32(static_cast<const uint16_t*>(data_)[i]);
+      case DType::i64: return static_cast<double>(static_cast<const int64_t*>(data_)[i]);
+      case DType::i8: return static_cast<const int8_t*>(data_)[i];
     }
     return 0;
   };
@@ -203,18 +197,12 @@ Tensor Tensor::to(DType dtype) const {
   for (int64_t i = 0; i < n; ++i) {
     double v = load(i);
     switch (dtype) {
-      case DType::f32:
-        static_cast<float*>(out.data_)[i] = static_cast<float>(v);
-        break;
-      case DType::f16:
-        static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(static_cast<float>(v));
-        break;
-      case DType::bf16:
-        static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(static_cast<float>(v));
-        break;
-      case DType::i64:
-        static_cast<int64_t*>(out.data_)[i] = static_cast<int64_t>(v);
-        break;
+      case DType::f32: static_cast<float*>(out.data_)[i] = static_cast<float>(v); break;
+      case DType::f16: static_cast<uint16_t*>(out.data_)[i] = f32_to_f16(static_cast<float>(v)); break;
+      case DType::bf16: static_cast<uint16_t*>(out.data_)[i] = f32_to_bf16(static_cast<float>(v)); break;
+      case DType::i64: static_cast<int64_t*>(out.data_)[i] = static_cast<int64_t>(v); break;
+      // The nearest value in range: a plain conversion (quantisation comes with its scales).
+      case DType::i8: static_cast<int8_t*>(out.data_)[i] = static_cast<int8_t>(std::nearbyint(std::clamp(v, -128.0, 127.0))); break;
     }
   }
   return out;

@@ -21,7 +21,8 @@ DType parse_st_dtype(const std::string& s, const std::string& where) {
   if (s == "F16") return DType::f16;
   if (s == "BF16") return DType::bf16;
   if (s == "I64") return DType::i64;
-  throw Error(where + ": unsupported dtype '" + s + "' (expected F32, F16, BF16 or I64)");
+  if (s == "I8") return DType::i8;
+  throw Error(where + ": unsupported dtype '" + s + "' (expected F32, F16, BF16, I64 or I8)");
 }
 
 const char* st_dtype_name(DType d) {
@@ -34,6 +35,8 @@ const char* st_dtype_name(DType d) {
       return "BF16";
     case DType::i64:
       return "I64";
+    case DType::i8:
+      return "I8";
   }
   return "?";
 }

@@ -60,8 +60,12 @@ ModelKind detect_kind(const io::Checkpoint& ckpt) {
 
 int64_t count_params(const io::Checkpoint& ckpt) {
   int64_t n = 0;
-  for (const auto& [name, t] : ckpt.tensors)
+  for (const auto& [name, t] : ckpt.tensors) {
+    // An int8 weight's scales (`<weight>.scale`) are part of that weight, not parameters.
+    const std::string scaled = name.size() > 6 && name.ends_with(".scale") ? name.substr(0, name.size() - 6) : "";
+    if (!scaled.empty() && ckpt.has(scaled) && ckpt.tensor(scaled).dtype() == DType::i8) continue;
     if (!is_buffer(name) && t.dtype() != DType::i64) n += t.numel();
+  }
   return n;
 }
 

@@ -1,6 +1,10 @@
 #include "model/random_checkpoint.hpp"
 
 #include <cmath>
+#include <vector>
+
+#include "kernels/cpu/gemm_int8.hpp"
+#include "model/weights.hpp"
 
 namespace varcode::model {
 
@@ -25,7 +29,23 @@ class Builder {
     Tensor t = Tensor::empty(dt, shape);
     const uint64_t key = (static_cast<uint64_t>(seed_) << 32) ^ (++counter_ * 0xD1B54A32D192ED03ull);
     const int64_t n = t.numel();
-    if (dt == DType::bf16) {
+    if (dt == DType::i8) {
+      // As an int8 file holds it (convert --dtype int8): the bf16 random matrix (the same values
+      // as matrix_dtype = bf16) quantised per output channel, one row at a time, so that the whole
+      // matrix never exists in floating point. int8 and bf16 runs then differ by the quantisation.
+      if (shape.size() != 2) throw Error("internal: random int8 tensors are matrices");
+      const int64_t rows = shape[0], cols = shape[1];
+      Tensor s = Tensor::empty(DType::f32, {rows});  // [out]
+      int8_t* p = t.data<int8_t>();
+#pragma omp parallel for if (n > (1 << 16))
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> row(static_cast<size_t>(cols));  // [in]
+        for (int64_t c = 0; c < cols; ++c)
+          row[static_cast<size_t>(c)] = bf16_to_f32(f32_to_bf16(offset + scale * hashed_uniform(key, r * cols + c)));
+        kernels::cpu::quantize_weights_int8(row.data(), 1, cols, p + r * cols, s.data<float>() + r);
+      }
+      ck_.tensors[name + kInt8ScaleSuffix] = std::move(s);
+    } else if (dt == DType::bf16) {
       uint16_t* p = t.data<uint16_t>();
 #pragma omp parallel for if (n > (1 << 16))
       for (int64_t i = 0; i < n; ++i) p[i] = f32_to_bf16(offset + scale * hashed_uniform(key, i));

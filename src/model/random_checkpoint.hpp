@@ -26,7 +26,8 @@ struct RandomVarSpec {
   int cvae = 32;
   std::vector<int> patch_nums{1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
   bool shared_adaln = false;
-  DType matrix_dtype = DType::f32;  // the large matrices; everything else is f32
+  DType matrix_dtype =
+      DType::f32;  // the large matrices (i8: codes and scales, as an int8 file); everything else is f32
   uint32_t seed = 1;
 };
 

@@ -19,14 +19,14 @@ void BlockScratch::reserve(const backend::Backend& be, int64_t rows, int64_t l, 
 }
 
 TransformerBlock::TransformerBlock(WeightSource& ws, int index, int width, int heads, bool shared_adaln,
-                                   DType weight_dtype)
+                                   DType weight_dtype, DType ada_dtype)
     : be_(ws.backend()), c_(width), heads_(heads), shared_adaln_(shared_adaln) {
   const std::string p = "blocks." + std::to_string(index) + ".";
   const int64_t C = width;
   if (shared_adaln) {
     ada_gss_ = ws.constant(p + "ada_gss", {1, 1, 6, C});  // [1, 1, 6, C]
   } else {
-    ada_lin_ = ws.linear(p + "ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
+    ada_lin_ = ws.linear(p + "ada_lin.1.", 6 * C, C, ada_dtype);  // [6C, C]
   }
   // The qkv bias is assembled on the host from the file's parts before the backend packs it.
   Tensor q_bias = ws.take(p + "attn.q_bias", {C});       // [C]

@@ -23,8 +23,10 @@ struct BlockScratch {
 
 class TransformerBlock {
  public:
-  // Loads blocks.<index>.* (or the shared-AdaLN form with ada_gss when `shared_adaln`).
-  TransformerBlock(WeightSource& ws, int index, int width, int heads, bool shared_adaln, DType weight_dtype);
+  // Loads blocks.<index>.* (or the shared-AdaLN form with ada_gss when `shared_adaln`); the
+  // attention and MLP matrices in weight_dtype, the AdaLN one in ada_dtype.
+  TransformerBlock(WeightSource& ws, int index, int width, int heads, bool shared_adaln, DType weight_dtype,
+                   DType ada_dtype);
 
   // Per-row modulation from SiLU(cond): `silu_cond` [R, C] -> `mod` [R, 6C] (gamma1, gamma2,
   // scale1, scale2, shift1, shift2). With shared AdaLN, `shared` holds Linear_shared(SiLU(cond))

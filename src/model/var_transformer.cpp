@@ -1,6 +1,7 @@
 #include "model/var_transformer.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 namespace varcode::model {
@@ -22,6 +23,12 @@ void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType we
   cfg_ = infer_var_config(ckpt);
   weight_dtype_ = weight_dtype;
   const backend::Backend& be = *be_;
+  // VARCODE_ADALN_DTYPE=f32|bf16|int8 holds the AdaLN linears (the blocks', shared and the head's)
+  // in that dtype instead of weight_dtype: the A/B of their precision (README, int8).
+  const char* ada_env = std::getenv("VARCODE_ADALN_DTYPE");
+  const DType ada_dtype = ada_env && *ada_env ? parse_dtype(ada_env, "VARCODE_ADALN_DTYPE") : weight_dtype;
+  if (ada_dtype != DType::f32 && ada_dtype != DType::bf16 && ada_dtype != DType::i8)
+    throw Error("VARCODE_ADALN_DTYPE must be f32, bf16 or int8");
   const int64_t C = cfg_.width, L = cfg_.total_tokens(), SN = cfg_.num_scales();
   class_emb_ = ws.constant("class_emb.weight", {cfg_.num_classes + 1, C});  // [classes + 1, C]
   Tensor pos_start = ws.constant("pos_start", {1, 1, C});                   // [1, 1, C]
@@ -42,15 +49,16 @@ void VarTransformer::load(const io::Checkpoint& ckpt, WeightSource& ws, DType we
   }
   for (const char* buffer : {"lvl_1L", "attn_bias_for_masking"})
     if (ckpt.has(buffer)) ws.ignore(buffer);
-  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);                             // [C, Cvae]
-  if (cfg_.shared_adaln) shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, weight_dtype);  // [6C, C]
+  word_embed_ = ws.linear("word_embed.", C, cfg_.cvae, DType::f32);                          // [C, Cvae]
+  if (cfg_.shared_adaln) shared_ada_ = ws.linear("shared_ada_lin.1.", 6 * C, C, ada_dtype);  // [6C, C]
   blocks_.reserve(static_cast<size_t>(cfg_.depth));
   for (int b = 0; b < cfg_.depth; ++b)
-    blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype);
-  head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, weight_dtype);  // [2C, C]
+    blocks_.emplace_back(ws, b, cfg_.width, cfg_.heads, cfg_.shared_adaln, weight_dtype, ada_dtype);
+  head_nm_ada_ = ws.linear("head_nm.ada_lin.1.", 2 * C, C, ada_dtype);  // [2C, C]
   // The reference computes the head in f32 whatever the autocast dtype: keep it f32.
   head_ = ws.linear("head.", cfg_.vocab, C, DType::f32);  // [V, C]
   ws.finish();
+  if (ws.check_only()) compute_weights_ = ws.weights_in(weight_dtype);
 }
 
 VarState VarTransformer::start(const std::vector<int>& labels, int64_t capacity) const {

@@ -31,7 +31,8 @@ struct VarState {
 class VarTransformer {
  public:
   // Validates every tensor against the inferred configuration (missing, unexpected, mis-shaped =
-  // Error naming it). Matmul weights are held in `weight_dtype` (f32 or bf16) by `be`.
+  // Error naming it). Matmul weights are held in `weight_dtype` (f32, bf16 or i8) by `be`; the
+  // backend picks the attention's precision from it (bf16 under bf16 and i8 on the CPU).
   // check_only: validate the file without building the compute structures.
   VarTransformer(const io::Checkpoint& ckpt, DType weight_dtype = DType::f32, bool check_only = false,
                  std::shared_ptr<const backend::Backend> be = backend::cpu_backend());
@@ -59,6 +60,8 @@ class VarTransformer {
   void head(VarState& st, const float* x, int64_t l, int64_t from, int64_t n, float* logits) const;
 
   int level_of(int64_t pos) const { return level_[static_cast<size_t>(pos)]; }
+  // check_only: the matmul weights this model holds in `weight_dtype` (WeightSource::weights_in).
+  const std::vector<std::string>& weights_in_compute_dtype() const { return compute_weights_; }
 
  private:
   std::shared_ptr<const backend::Backend> be_;
@@ -71,9 +74,10 @@ class VarTransformer {
   LinearPtr word_embed_;  // [C, Cvae]
   LinearPtr shared_ada_;  // [6C, C], shared AdaLN only
   std::vector<TransformerBlock> blocks_;
-  LinearPtr head_nm_ada_;   // [2C, C]
-  LinearPtr head_;          // [V, C]
-  std::vector<int> level_;  // [L]
+  LinearPtr head_nm_ada_;                     // [2C, C]
+  LinearPtr head_;                            // [V, C]
+  std::vector<int> level_;                    // [L]
+  std::vector<std::string> compute_weights_;  // check_only: WeightSource::weights_in(weight_dtype)
 
   void load(const io::Checkpoint& ckpt, WeightSource& ws, DType weight_dtype);
 };

@@ -11,6 +11,11 @@ Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dty
                 shape_str(shape));
   if (t.dtype() == DType::i64 && dtype != DType::i64)
     throw Error(ckpt_.path + ": tensor '" + name + "' is int64, expected a floating-point tensor");
+  if (t.dtype() == DType::i8 && dtype != DType::i8)
+    throw Error(ckpt_.path + ": tensor '" + name + "' is int8, but only linear-layer weights may be (with '" + name +
+                kInt8ScaleSuffix + "' beside them)");
+  if (dtype == DType::i8 && t.dtype() != DType::i8)
+    throw Error("internal: tensor '" + name + "' taken as int8 from " + dtype_name(t.dtype()));
   taken_.insert(name);
   Tensor out = t.dtype() == dtype ? t : t.to(dtype);
   if (owned_) {
@@ -41,12 +46,26 @@ ConvPtr WeightSource::conv(const std::string& prefix, int out, int in, int kerne
 }
 
 LinearPtr WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias) {
+  linear_dtypes_.emplace_back(weight_name, dtype);
+  if (ckpt_.has(weight_name) && ckpt_.tensors.at(weight_name).dtype() == DType::i8) {
+    // An int8 file (convert --dtype int8): the weight and its per-channel scales.
+    Tensor q = take(weight_name, {out, in}, DType::i8);          // [out, in]
+    Tensor scale = take(weight_name + kInt8ScaleSuffix, {out});  // [out]
+    if (check_only_) return nullptr;
+    return be_->int8_linear_weights(q, scale, bias, dtype);
+  }
+  if (ckpt_.has(weight_name + kInt8ScaleSuffix))
+    throw Error(ckpt_.path + ": tensor '" + weight_name + kInt8ScaleSuffix + "' holds int8 scales, but '" +
+                weight_name + "' is not int8");
   // Validation keeps the file's dtype: converting 2 B parameters only to check names is waste.
-  Tensor w = take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : dtype);  // [out, in]
+  // int8 is quantised from f32 (the file's values, exactly).
+  const DType load_dtype = dtype == DType::i8 ? DType::f32 : dtype;
+  Tensor w =
+      take(weight_name, {out, in}, check_only_ ? ckpt_.tensors.at(weight_name).dtype() : load_dtype);  // [out, in]
   if (check_only_) return nullptr;
   const void* src = w.raw();
   const size_t src_bytes = w.nbytes();
-  LinearPtr layer = be_->linear_weights(w, bias, dtype);  // packs a copy
+  LinearPtr layer = be_->linear_weights(w, bias, dtype);  // packs (or quantises) a copy
   w = Tensor();
   if (owned_ && owned_->mapping) owned_->mapping->release(src, src_bytes);
   return layer;

@@ -2,6 +2,7 @@
 #pragma once
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -12,6 +13,9 @@ namespace varcode::model {
 
 using LinearPtr = std::shared_ptr<const backend::LinearWeights>;  // null: absent, or check_only
 using ConvPtr = std::shared_ptr<const backend::ConvWeights>;
+// An int8 weight `<name>` (i8 [out, in]) has its per-output-channel f32 scales in `<name>.scale`
+// [out]: w ~= q * scale (gemm_int8.hpp has the quantisation).
+inline constexpr const char* kInt8ScaleSuffix = ".scale";
 
 // Hands out the tensors of one checkpoint by name, checking each against the shape the inferred
 // architecture expects, and remembers what was taken so that `finish()` can reject tensors the
@@ -42,8 +46,10 @@ class WeightSource {
   bool has(const std::string& name) const { return ckpt_.has(name); }
   // take() onto the backend's device: a small constant the model computes with.
   Tensor constant(const std::string& name, const Shape& shape);
-  // A linear layer from `<prefix>weight` [out, in] (held in `dtype`) and `<prefix>bias` [out]
-  // (or the given host bias), packed by the backend; null when check_only.
+  // A linear layer from `<prefix>weight` [out, in] (held in `dtype`: f32, bf16, or i8 = quantised by
+  // the backend unless the file holds it as int8 already) and `<prefix>bias` [out] (or the given
+  // host bias), packed by the backend; null when check_only. An int8 weight asked for in floating
+  // point is dequantised. The layer's weight name and dtype are recorded for weights_in().
   LinearPtr linear(const std::string& prefix, int64_t out, int64_t in, DType dtype);
   LinearPtr linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias);
   // `<prefix>weight` [out, in, k, k] and `<prefix>bias` [out]; null when check_only.
@@ -53,6 +59,14 @@ class WeightSource {
   // Error naming the first tensor that nobody took or ignored.
   void finish() const;
   const std::string& path() const { return ckpt_.path; }
+  // The weights taken through linear() with `dtype`, in order: with a model built for int8, the
+  // ones it holds in int8 (convert --dtype int8 quantises exactly these).
+  std::vector<std::string> weights_in(DType dtype) const {
+    std::vector<std::string> out;
+    for (const auto& [name, dt] : linear_dtypes_)
+      if (dt == dtype) out.push_back(name);
+    return out;
+  }
 
  private:
   const io::Checkpoint& ckpt_;
@@ -60,6 +74,7 @@ class WeightSource {
   bool check_only_ = false;
   io::Checkpoint* owned_ = nullptr;
   std::set<std::string> taken_;
+  std::vector<std::pair<std::string, DType>> linear_dtypes_;
 };
 
 }  // namespace varcode::model

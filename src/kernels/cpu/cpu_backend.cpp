@@ -43,7 +43,7 @@ bool bf16_cache_for(DType compute) {
   const char* kv_env = std::getenv("VARCODE_KV_CACHE");
   const std::string kv = kv_env ? kv_env : "";
   if (!kv.empty() && kv != "f32" && kv != "auto") throw Error("VARCODE_KV_CACHE must be f32 or auto, got '" + kv + "'");
-  return compute == DType::bf16 && kv != "f32" && default_bf16_backend() == GemmBackend::avx512bf16 &&
+  return (compute == DType::bf16 || compute == DType::i8) && kv != "f32" && default_bf16_backend() == GemmBackend::avx512bf16 &&
          bf16_attention_supported();
 }
 
@@ -75,8 +75,31 @@ std::shared_ptr<const backend::LinearWeights> CpuBackend::linear_weights(const T
   w->out_features = weight.dim(0);
   w->in_features = weight.dim(1);
   w->dtype = dtype;
-  w->layer = Linear(weight.dtype() == dtype ? weight : weight.to(dtype), bias);  // packs a copy
+  if (dtype == DType::i8) {
+    w->layer = Linear::quantize_int8(weight.dtype() == DType::f32 ? weight : weight.to(DType::f32), bias);
+  } else {
+    w->layer = Linear(weight.dtype() == dtype ? weight : weight.to(dtype), bias);  // packs a copy
+  }
   return w;
+}
+
+std::shared_ptr<const backend::LinearWeights> CpuBackend::int8_linear_weights(const Tensor& q, const Tensor& scale,
+                                                                              const Tensor& bias, DType dtype) const {
+  const int64_t out = q.dim(0), in = q.dim(1);
+  if (dtype == DType::i8) {
+    auto w = std::make_shared<CpuLinear>();
+    w->out_features = out;
+    w->in_features = in;
+    w->dtype = dtype;
+    w->layer = Linear::int8(q, scale, bias);
+    return w;
+  }
+  // Asked for floating point: the dequantised weight, q * scale, in that dtype.
+  Tensor deq = Tensor::empty(DType::f32, {out, in});  // [out, in]
+  for (int64_t r = 0; r < out; ++r)
+    for (int64_t c = 0; c < in; ++c)
+      deq.data<float>()[r * in + c] = static_cast<float>(q.data<int8_t>()[r * in + c]) * scale.data<float>()[r];
+  return linear_weights(deq, bias, dtype);
 }
 
 std::shared_ptr<const backend::ConvWeights> CpuBackend::conv_weights(const Tensor& weight, const Tensor& bias,

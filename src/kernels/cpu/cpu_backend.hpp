@@ -21,6 +21,8 @@ class CpuBackend : public backend::Backend {
 
   std::shared_ptr<const backend::LinearWeights> linear_weights(const Tensor& weight, const Tensor& bias,
                                                                DType dtype) const override;
+  std::shared_ptr<const backend::LinearWeights> int8_linear_weights(const Tensor& q, const Tensor& scale,
+                                                                    const Tensor& bias, DType dtype) const override;
   std::shared_ptr<const backend::ConvWeights> conv_weights(const Tensor& weight, const Tensor& bias,
                                                            backend::ConvGeometry geometry) const override;
   std::shared_ptr<const backend::CodebookWeights> codebook_weights(const Tensor& embedding) const override;

@@ -13,6 +13,7 @@
 #include "kernels/cpu/fast_math.hpp"
 #include "kernels/cpu/gemm_bf16.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -42,6 +43,7 @@ struct Linear::Impl {
   std::shared_ptr<void> packed;                                    // owned bytes of packed_md
   std::unique_ptr<Bf16Gemm> bf16_gemm;                             // set instead of the above on the avx512bf16 backend
   std::unique_ptr<F32Gemm> f32_gemm;                               // set instead of the above on the avx512f32 backend
+  std::unique_ptr<Int8Gemm> int8_gemm;                             // int8 weights (avx512vnni)
 };
 
 namespace {
@@ -96,6 +98,7 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   n_ = weight.dim(0);
   k_ = weight.dim(1);
   dtype_ = weight.dtype();
+  if (dtype_ == DType::i8) throw Error("Linear: int8 weights need their scales (Linear::int8)");
   if (bias_.defined() && bias_.numel() != 0) {
     if (bias_.numel() != n_)
       throw Error("Linear: bias has " + std::to_string(bias_.numel()) + " elements, expected " + std::to_string(n_));
@@ -103,6 +106,8 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   }
   impl_ = std::make_unique<Impl>();
   if (backend == GemmBackend::automatic) backend = default_backend(dtype_);
+  if (backend == GemmBackend::avx512vnni)
+    throw Error("Linear: the avx512vnni backend needs int8 weights (Linear::int8 or Linear::quantize_int8)");
   if (backend == GemmBackend::avx512bf16) {
     if (dtype_ != DType::bf16) throw Error("Linear: the avx512bf16 backend needs bf16 weights");
     impl_->bf16_gemm = std::make_unique<Bf16Gemm>(static_cast<const uint16_t*>(weight.raw()), n_, k_);
@@ -131,6 +136,43 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   dnnl_stream().wait();
 }
 
+Linear Linear::int8(Tensor weight, Tensor scale, Tensor bias) {
+  if (weight.ndim() != 2 || weight.dtype() != DType::i8)
+    throw Error("Linear::int8: weight must be 2-D i8, got " + std::string(dtype_name(weight.dtype())) + " " +
+                shape_str(weight.shape()));
+  const int64_t n = weight.dim(0), k = weight.dim(1);
+  if (scale.dtype() != DType::f32 || scale.numel() != n)
+    throw Error("Linear::int8: scale must be f32 [" + std::to_string(n) + "], got " +
+                std::string(dtype_name(scale.dtype())) + " " + shape_str(scale.shape()));
+  const std::string why = int8_unsupported_reason();
+  if (!why.empty()) throw Error(why);
+  Linear l;
+  l.n_ = n;
+  l.k_ = k;
+  l.dtype_ = DType::i8;
+  l.bias_ = std::move(bias);
+  if (l.bias_.defined() && l.bias_.numel() != 0) {
+    if (l.bias_.numel() != n)
+      throw Error("Linear: bias has " + std::to_string(l.bias_.numel()) + " elements, expected " + std::to_string(n));
+    if (l.bias_.dtype() != DType::f32) l.bias_ = l.bias_.to(DType::f32);
+  }
+  l.impl_ = std::make_unique<Impl>();
+  l.impl_->int8_gemm = std::make_unique<Int8Gemm>(weight.data<int8_t>(), scale.data<float>(), n, k);
+  return l;
+}
+
+Linear Linear::quantize_int8(const Tensor& weight, Tensor bias) {
+  if (weight.ndim() != 2) throw Error("Linear: weight must be 2-D, got " + shape_str(weight.shape()));
+  const std::string why = int8_unsupported_reason();
+  if (!why.empty()) throw Error(why);
+  const int64_t n = weight.dim(0), k = weight.dim(1);
+  const Tensor w = weight.dtype() == DType::f32 ? weight : weight.to(DType::f32);  // [N, K]
+  Tensor q = Tensor::empty(DType::i8, {n, k});                                     // [N, K]
+  Tensor scale = Tensor::empty(DType::f32, {n});                                   // [N]
+  quantize_weights_int8(w.data<float>(), n, k, q.data<int8_t>(), scale.data<float>());
+  return int8(std::move(q), std::move(scale), std::move(bias));
+}
+
 Linear::Linear() = default;
 Linear::~Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
@@ -140,12 +182,14 @@ size_t Linear::packed_bytes() const {
   if (!impl_) return 0;
   if (impl_->bf16_gemm) return impl_->bf16_gemm->packed_bytes();
   if (impl_->f32_gemm) return impl_->f32_gemm->packed_bytes();
+  if (impl_->int8_gemm) return impl_->int8_gemm->packed_bytes();
   return impl_->packed_md.get_size();
 }
 
 GemmBackend Linear::backend() const {
   if (impl_ && impl_->bf16_gemm) return GemmBackend::avx512bf16;
   if (impl_ && impl_->f32_gemm) return GemmBackend::avx512f32;
+  if (impl_ && impl_->int8_gemm) return GemmBackend::avx512vnni;
   return GemmBackend::onednn;
 }
 
@@ -158,6 +202,10 @@ void Linear::forward(const float* x, int64_t m, float* y, Epilogue epilogue) con
   }
   if (impl_->f32_gemm) {
     impl_->f32_gemm->forward(x, m, has_bias ? bias_.data<float>() : nullptr, y, epilogue == Epilogue::gelu_tanh);
+    return;
+  }
+  if (impl_->int8_gemm) {
+    impl_->int8_gemm->forward(x, m, has_bias ? bias_.data<float>() : nullptr, y, epilogue == Epilogue::gelu_tanh);
     return;
   }
   const auto& eng = dnnl_engine();

@@ -12,8 +12,9 @@ enum class Epilogue { none, gelu_tanh };
 
 // Which kernels run a layer. automatic: oneDNN if VARCODE_GEMM=onednn, else the hand-written
 // GEMM for the weight dtype where the CPU runs it (avx512bf16: gemm_bf16.hpp for bf16 weights,
-// avx512f32: gemm_f32.hpp for f32 weights), else oneDNN.
-enum class GemmBackend { automatic, onednn, avx512bf16, avx512f32 };
+// avx512f32: gemm_f32.hpp for f32 weights), else oneDNN. int8 weights always run on avx512vnni
+// (gemm_int8.hpp), which has no oneDNN fallback.
+enum class GemmBackend { automatic, onednn, avx512bf16, avx512f32, avx512vnni };
 
 // What `automatic` resolves to for bf16 weights on this CPU and environment. The bf16 KV cache
 // (attention.hpp) follows it: VARCODE_GEMM=onednn turns every hand-written bf16 kernel off.
@@ -31,14 +32,19 @@ class Linear {
   // a CPU without its instructions, or for the other dtype's (avx512bf16 for f32 weights,
   // avx512f32 for bf16), throws.
   Linear(Tensor weight, Tensor bias, GemmBackend backend = GemmBackend::automatic);
+  // An int8 layer (gemm_int8.hpp): weight [N, K] i8 quantised per output channel with `scale`
+  // [N] f32 (w ~= weight * scale), bias [N] f32 or undefined. Error where int8 does not run.
+  static Linear int8(Tensor weight, Tensor scale, Tensor bias);
+  // An int8 layer from a floating-point weight [N, K], quantised here (quantize_weights_int8).
+  static Linear quantize_int8(const Tensor& weight, Tensor bias);
   ~Linear();
   Linear(Linear&&) noexcept;
   Linear& operator=(Linear&&) noexcept;
 
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
-  DType dtype() const { return dtype_; }
-  GemmBackend backend() const;  // onednn, avx512bf16 or avx512f32 (never automatic)
+  DType dtype() const { return dtype_; }  // the weights' (i8 for int8 layers)
+  GemmBackend backend() const;            // onednn, avx512bf16, avx512f32 or avx512vnni (never automatic)
   size_t packed_bytes() const;
 
   // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).

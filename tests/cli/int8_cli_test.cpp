@@ -1,0 +1,98 @@
+// --dtype int8 through the built binary: generate, edit, sample and bench run it; convert --dtype
+// int8 writes a file that generates the same tokens as quantising on load; a CPU without
+// AVX512-VNNI (VARCODE_INT8_ISA=none) is refused with a clear message and nothing written.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.hpp"
+#include "io/npy.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
+
+namespace varcode {
+namespace {
+
+using test::expect_failure;
+using test::run_cli;
+using test::TempDir;
+const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
+const std::string kPair = "--vae " + kTiny + "/vae.pth --drafter " + kTiny + "/drafter.pth --refiner " + kTiny +
+                          "/refiner.pth --draft-steps 4";
+
+std::string run_ok(const std::string& args, const TempDir& tmp) {
+  auto r = run_cli(args, tmp);
+  EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+  return r.out;
+}
+
+// Sets an environment variable for the commands this test runs, and unsets it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+TEST(CliInt8, RefusedWithoutVnni) {
+  TempDir tmp;
+  const ScopedEnv env("VARCODE_INT8_ISA", "none");
+  expect_failure(run_cli("generate --quiet " + kPair + " --class 1 --dtype int8 --out " + tmp.path("g.png"), tmp),
+                 "--dtype int8 needs a CPU with AVX512-VNNI", tmp);
+  expect_failure(run_cli("bench " + kPair + " --runs 1 --warmup 0 --dtype int8", tmp), "AVX512-VNNI", tmp);
+  expect_failure(
+      run_cli("sample " + kPair + " --dtype int8 --classes 0 --per-class 1 --quiet --out-dir " + tmp.path("s"), tmp),
+      "AVX512-VNNI", tmp);
+}
+
+TEST(CliInt8, GenerateEditSampleBenchAndConvert) {
+  if (!kernels::cpu::Int8Gemm::supported()) GTEST_SKIP() << kernels::cpu::int8_unsupported_reason();
+  TempDir tmp;
+  run_ok("generate --quiet " + kPair + " --class 207,980 --seed 5 --dtype int8 --out " + tmp.path("g.png") +
+             " --save-tokens " + tmp.path("t.npy"),
+         tmp);
+  EXPECT_TRUE(std::filesystem::exists(tmp.path("g.png")));
+  // convert --dtype int8 -> the same tokens without quantising again.
+  run_ok("convert " + kTiny + "/drafter.pth " + tmp.path("d8.safetensors") + " --dtype int8", tmp);
+  run_ok("convert " + kTiny + "/refiner.pth " + tmp.path("r8.safetensors") + " --dtype int8", tmp);
+  auto j = nlohmann::json::parse(run_ok("inspect --json " + tmp.path("d8.safetensors"), tmp));
+  EXPECT_EQ(j["dtype"], "int8");
+  run_ok("generate --quiet --vae " + kTiny + "/vae.pth --drafter " + tmp.path("d8.safetensors") + " --refiner " +
+             tmp.path("r8.safetensors") + " --draft-steps 4 --class 207,980 --seed 5 --dtype int8 --out " +
+             tmp.path("g2.png") + " --save-tokens " + tmp.path("t2.npy"),
+         tmp);
+  Tensor a = io::read_npy(tmp.path("t.npy")), b = io::read_npy(tmp.path("t2.npy"));
+  ASSERT_EQ(a.shape(), b.shape());
+  for (int64_t i = 0; i < a.numel(); ++i) ASSERT_EQ(a.data<int64_t>()[i], b.data<int64_t>()[i]) << i;
+  // The int8 file is smaller than the f32 one and converts back (dequantised) to a valid model.
+  run_ok("convert " + kTiny + "/drafter.pth " + tmp.path("d32.safetensors"), tmp);
+  EXPECT_LT(std::filesystem::file_size(tmp.path("d8.safetensors")),
+            std::filesystem::file_size(tmp.path("d32.safetensors")));
+  run_ok("convert " + tmp.path("d8.safetensors") + " " + tmp.path("back.safetensors") + " --dtype f32", tmp);
+  EXPECT_EQ(nlohmann::json::parse(run_ok("inspect --json " + tmp.path("back.safetensors"), tmp))["dtype"], "f32");
+  // int8 is for transformers only.
+  expect_failure(run_cli("convert " + kTiny + "/vae.pth " + tmp.path("v8.safetensors") + " --dtype int8", tmp),
+                 "int8 applies to VAR transformers", tmp,
+                 {"g.png", "t.npy", "d8.safetensors", "r8.safetensors", "g2.png", "t2.npy", "d32.safetensors",
+                  "back.safetensors"});
+
+  run_ok("edit --quiet " + kPair + " --dtype int8 --image " + kTiny +
+             "/inpaint_input.npy --box 0,0,128,128 --class 3 "
+             "--seed 1 --out " +
+             tmp.path("e.png"),
+         tmp);
+  EXPECT_TRUE(std::filesystem::exists(tmp.path("e.png")));
+  run_ok("sample " + kPair + " --dtype int8 --classes 0 --per-class 2 --seed 7 --quiet --out-dir " + tmp.path("s"),
+         tmp);
+  std::ifstream run_json(tmp.path("s/run.json"));
+  EXPECT_EQ(nlohmann::json::parse(run_json)["dtype"], "int8");
+  auto bench = nlohmann::json::parse(run_ok("bench " + kPair + " --runs 1 --warmup 0 --dtype int8 --json", tmp));
+  EXPECT_EQ(bench["dtype"], "i8");
+  EXPECT_GT(bench["s_per_image"].get<double>(), 0);
+}
+
+}  // namespace
+}  // namespace varcode
