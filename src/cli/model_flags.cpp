@@ -86,8 +86,9 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& flag) {
 void apply_default_models(PipelineFlags& f) {
   if (f.vae.empty() && f.model.empty() && f.drafter.empty()) {
     ModelFiles builtin;
+    const int wanted = f.draft_steps;
     try {
-      builtin = builtin_model_files({}, f.draft_steps_given ? f.draft_steps : 0);
+      builtin = builtin_model_files({}, f.draft_steps_given && wanted > 0 ? wanted : 0);
     } catch (const Error& e) {
       throw Error("no model given (--model, or --drafter/--refiner/--draft-steps, with --vae) and " +
                   std::string(e.what()));
@@ -95,7 +96,7 @@ void apply_default_models(PipelineFlags& f) {
     f.vae = builtin.vae;
     f.drafter = builtin.drafter;
     f.refiner = builtin.refiner;
-    f.draft_steps = builtin.draft_steps;
+    f.draft_steps = f.draft_steps_given ? wanted : builtin.draft_steps;  // a bad N is the engine's to refuse
     const std::string n = std::to_string(f.draft_steps);
     if (f.refiner.ends_with("fashion_refiner_" + n + ".pth")) {
       const std::string drafter_name = std::filesystem::path(f.drafter).filename().string();

@@ -473,7 +473,7 @@ static void check_vqvae(void) {
       varcode_result_free(b);
       b = NULL;
     }
-    CHECK_FAILS(varcode_vqvae_decode(vae, tokens, 1, 130, &b), VARCODE_ERROR_INVALID_ARGUMENT, "130");
+    CHECK_FAILS(varcode_vqvae_decode(vae, tokens, 1, 131, &b), VARCODE_ERROR_INVALID_ARGUMENT, "131");
     tokens[50] = 4096;
     CHECK_FAILS(varcode_vqvae_decode(vae, tokens, 1, 680, &b), VARCODE_ERROR_INVALID_ARGUMENT, "4096");
     CHECK_FAILS(varcode_vqvae_decode(vae, NULL, 1, 680, &b), VARCODE_ERROR_INVALID_ARGUMENT, "tokens");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.hpp"
+#include "kernels/reference/references.hpp"
 #include "test_util.hpp"
 
 namespace varcode::kernels::cpu {

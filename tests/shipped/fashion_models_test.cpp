@@ -4,6 +4,8 @@
 // in quality and not only as a changed number.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -21,7 +23,9 @@ namespace {
 const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models/";
 constexpr double kProbeTol = 1e-4;           // C++ classifier vs PyTorch on the stored probe images
 constexpr double kMinAccuracy = 0.80;        // issue #8: share of generated images in the class asked for
-constexpr int kFineTunedDraftSteps[] = {3};  // issue #19: the pairs shipped, models/README.md
+// issue #19: the hand-overs with a fine-tuned pair in models/ (none shipped yet: the first try
+// measured no better than the training-free pair, models/README.md).
+const std::vector<int> kFineTunedDraftSteps = {};
 
 // The evaluation classifier of tools/eval/classifier.py, written plainly (it
 // runs on a few hundred 28x28 images in a test): conv3x3(1->32)+ReLU+maxpool2,
@@ -166,6 +170,7 @@ TEST(ShippedModels, CoDePairGeneratesRecognisableClasses) {
 // lookup picks them: they load in the official layout and generate in class.
 TEST(ShippedModels, EachFineTunedPairGeneratesRecognisableClasses) {
   namespace fs = std::filesystem;
+  if (kFineTunedDraftSteps.empty()) GTEST_SKIP() << "no fine-tuned pair is shipped (models/README.md, issue #19)";
   for (int n : kFineTunedDraftSteps) {
     ModelFiles files;
     files.vae = kModels + "fashion_vae.pth";
