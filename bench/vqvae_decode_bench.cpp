@@ -9,7 +9,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 #include "kernels/cpu/dnnl_context.hpp"
 #include "model/vqvae.hpp"
 

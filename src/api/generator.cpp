@@ -11,7 +11,7 @@
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 #include "model/var_transformer.hpp"
 #include "model/vqvae.hpp"
 #include "varcode/runtime.hpp"

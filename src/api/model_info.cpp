@@ -6,7 +6,7 @@
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/gemm_int8.hpp"
 #include "model/config.hpp"
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 #include "model/validate.hpp"
 #include "model/var_transformer.hpp"
 #include "model/weights.hpp"

@@ -10,7 +10,7 @@
 #include <cmath>
 
 #include "kernels/cpu/resample.hpp"
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 #include "model/vqvae.hpp"
 
 namespace varcode::model {

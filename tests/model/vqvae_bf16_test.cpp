@@ -7,7 +7,7 @@
 
 #include "io/checkpoint.hpp"
 #include "io/npy.hpp"
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 #include "model/vqvae.hpp"
 #include "varcode/vqvae.hpp"
 

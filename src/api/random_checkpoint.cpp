@@ -1,4 +1,4 @@
-#include "model/random_checkpoint.hpp"
+#include "api/random_checkpoint.hpp"
 
 #include <cmath>
 #include <vector>

@@ -1,4 +1,4 @@
-// In-memory checkpoints with random weights, laid out exactly as the official state_dicts, so that
+// In-memory checkpoints with random weights (a source of weights beside the files, for `random:dNN`), laid out exactly as the official state_dicts, so that
 // anyone can benchmark or test every model size without downloading the official files.
 #pragma once
 #include <cstdint>
