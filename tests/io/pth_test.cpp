@@ -341,8 +341,14 @@ TEST(PthErrors, TinyOpcodeFloodHasBoundedMemory) {
                      : op == 'N' || op == ')' ? std::vector<std::string>{"expected a dict of tensors"}
                                               : std::vector<std::string>{"data.pkl"});
     const int64_t grown_mb = (peak_rss_kb() - before) / 1024;
-    // The budget is 257 MiB; the pickle, its zip and a copy add ~12 MB.
-    EXPECT_LT(grown_mb, 400) << "opcode 0x" << std::hex << int{static_cast<uint8_t>(op)};
+    // The budget is 257 MiB; the pickle, its zip and a copy add ~12 MB. AddressSanitizer's redzones
+    // and quarantine roughly double what the allocations cost.
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr int64_t kLimitMb = 800;
+#else
+    constexpr int64_t kLimitMb = 400;
+#endif
+    EXPECT_LT(grown_mb, kLimitMb) << "opcode 0x" << std::hex << int{static_cast<uint8_t>(op)};
   }
 }
 

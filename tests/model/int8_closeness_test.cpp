@@ -4,6 +4,7 @@
 // their spread and greedy tokens follow the reference's except at close calls; tolerances were
 // measured (see the printed values) and are stated below as a multiple of what was measured.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -84,7 +85,9 @@ TEST(Int8Closeness, TeacherForcedLogitsAndGreedyTokens) {
 
 TEST(Int8Closeness, ConvertedFileLoadsWithoutQuantisingAndRunsTheSame) {
   if (!kernels::cpu::Int8Gemm::supported()) GTEST_SKIP() << kernels::cpu::int8_unsupported_reason();
-  const std::string dir = ::testing::TempDir() + "/varcode_int8_convert";
+  // One folder per process: two test runs at once (a Release and a sanitizer build) must not
+  // share the converted files.
+  const std::string dir = ::testing::TempDir() + "/varcode_int8_convert." + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   const std::string drafter = dir + "/drafter_int8.safetensors", refiner = dir + "/refiner_int8.safetensors";
   convert_model(test::fixture("tiny/drafter.pth"), drafter, DType::i8);
