@@ -20,7 +20,7 @@ if [ -f build/python/python-executable ]; then
   fi
 fi
 if [ "${VARCODE_SKIP_SANITIZE:-0}" != "1" ]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVARCODE_SANITIZE=ON -DVARCODE_BUILD_BENCH=OFF >/dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVARCODE_SANITIZE=ON -DVARCODE_BUILD_BENCH=OFF -DVARCODE_CUDA=OFF >/dev/null
   cmake --build build-asan -j"$JOBS" --target varcode_tests varcode_cli
   # Unit tests, and SanitizedPaths (a short CoDe generation, edit and sample): the parity suites
   # run above at full speed.
@@ -28,7 +28,7 @@ if [ "${VARCODE_SKIP_SANITIZE:-0}" != "1" ]; then
     bash -c "cd build-asan && ctest --output-on-failure -E 'Parity|Golden|Generation|Generates|Edit|Cli'"
   # ThreadSanitizer: threads sharing one Generator, one-thread OpenMP teams per request (libgomp
   # is not instrumented; see tests/model/thread_safety_test.cpp).
-  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARCODE_TSAN=ON -DVARCODE_BUILD_BENCH=OFF >/dev/null
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVARCODE_TSAN=ON -DVARCODE_BUILD_BENCH=OFF -DVARCODE_CUDA=OFF >/dev/null
   cmake --build build-tsan -j"$JOBS" --target varcode_thread_tests
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     ./build-tsan/varcode_thread_tests --gtest_filter='ThreadSafety.SharedGeneratorMatchesOneThread'

@@ -100,6 +100,11 @@ class Generator {
   static Generator open(const ModelFiles& files, ComputeDType dtype = ComputeDType::f32);
   // The same on a given backend (the library's device selection and its tests use it).
   static Generator open(const ModelFiles& files, ComputeDType dtype, std::shared_ptr<const backend::Backend> be);
+  // On a device (choose_device(), varcode/runtime.hpp): the weights are uploaded to it once, here.
+  // On cuda, automatic is bf16 and int8 is refused (a CPU feature).
+  static Generator open(const ModelFiles& files, ComputeDType dtype, Device device);
+
+  Device device() const;
 
   bool collaborative() const;
   int draft_steps() const;  // number of drafter scales (= num_scales for VAR)

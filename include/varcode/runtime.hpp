@@ -1,6 +1,10 @@
 // varcode: process-wide runtime settings and what the CPU can do.
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
+
+#include "varcode/tensor.hpp"
 
 namespace varcode {
 
@@ -23,5 +27,32 @@ bool cpu_has_bf16();
 // "onednn": CPUs on different paths (or VARCODE_GEMM=onednn) round differently, so images made
 // on them differ in their last bits. `bf16`: the bf16 compute dtype, else f32.
 std::string kernel_path(bool bf16);
+
+// ---- devices ---------------------------------------------------------------------------------
+
+struct GpuInfo {
+  int index = 0;
+  std::string name;
+  int64_t memory_bytes = 0;
+  int major = 0, minor = 0;  // compute capability
+};
+
+// Whether this build has the CUDA backend (built with the CUDA toolkit, -DVARCODE_CUDA).
+bool cuda_built();
+// The CUDA GPUs this process sees (none without a CUDA build, driver or GPU).
+std::vector<GpuInfo> cuda_gpus();
+// Empty when GPU `gpu` can run varcode's CUDA backend, else why not (no CUDA build, no driver,
+// no such GPU, compute capability below 8.0, libcublasLt missing).
+std::string cuda_unavailable_reason(int gpu = 0);
+
+// A device named as on the command line: "auto", "cpu", "cuda" or "cuda:I". `gpu` >= 0 picks
+// the GPU for "cuda" and "auto" (--gpu). auto is the first usable CUDA GPU when there is one, else
+// the CPU; `why` (optional) gets a line saying which was chosen and, for the CPU, why no GPU.
+// Error for another name, or for cuda when no GPU can run it (the reason).
+Device choose_device(const std::string& spec, int gpu = -1, std::string* why = nullptr);
+
+// Device memory varcode held at most on a GPU since the last reset (bytes; 0 for the CPU).
+int64_t device_peak_memory(Device d);
+void reset_device_peak_memory(Device d);
 
 }  // namespace varcode

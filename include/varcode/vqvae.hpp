@@ -26,6 +26,9 @@ class VqvaeModel {
   // weights in the convolutions, f32 accumulation and statistics: about twice as fast, images
   // within ~1e-2 of f32). Encoding is f32 either way. Error for any other dtype.
   static VqvaeModel open(const std::string& path, DType compute = DType::f32);
+  // The same on a device (choose_device(), varcode/runtime.hpp).
+  static VqvaeModel open(const std::string& path, DType compute, Device device);
+  Device device() const;
 
   const std::string& path() const;
   int ch() const;           // base channel count (160 for the official model)

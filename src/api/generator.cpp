@@ -8,6 +8,7 @@
 #include <string>
 
 #include "api/thread_budget.hpp"
+#include "backend/devices.hpp"
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
@@ -79,9 +80,20 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
   return open(files, dtype, backend::cpu_backend());
 }
 
+Generator Generator::open(const ModelFiles& files, ComputeDType dtype, Device device) {
+  if (device.type == DeviceType::cuda && dtype == ComputeDType::int8)
+    throw Error("--dtype int8 is a CPU feature (AVX512-VNNI); on a GPU use --dtype bf16 (or f32)");
+  return open(files, dtype, backend::backend_for(device));
+}
+
+Device Generator::device() const { return impl_->drafter->backend().device(); }
+
 Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shared_ptr<const backend::Backend> be) {
   if (!be) throw Error("internal: no backend given");
   auto impl = std::make_shared<Impl>();
+  const bool on_cpu = be->device().type != DeviceType::cuda;
+  if (dtype == ComputeDType::int8 && !on_cpu)
+    throw Error("--dtype int8 is a CPU feature (AVX512-VNNI); on a GPU use --dtype bf16 (or f32)");
   if (dtype == ComputeDType::int8) {
     const std::string why = kernels::cpu::int8_unsupported_reason();  // before anything is loaded
     if (!why.empty()) throw Error(why);
@@ -89,7 +101,7 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shar
   impl->dtype = dtype == ComputeDType::f32    ? DType::f32
                 : dtype == ComputeDType::bf16 ? DType::bf16
                 : dtype == ComputeDType::int8 ? DType::i8
-                                              : (cpu_has_bf16() ? DType::bf16 : DType::f32);
+                                              : (!on_cpu || cpu_has_bf16() ? DType::bf16 : DType::f32);
   // The VQ-VAE's convolutions have no int8 form: under int8 they run as under auto.
   const DType vae_dtype = impl->dtype != DType::i8 ? impl->dtype : cpu_has_bf16() ? DType::bf16 : DType::f32;
   if (files.vae == "random") {

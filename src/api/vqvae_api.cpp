@@ -1,5 +1,6 @@
 // The public VqvaeModel over model::Vqvae.
 #include "api/thread_budget.hpp"
+#include "backend/devices.hpp"
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/image_resize.hpp"
 #include "model/config.hpp"
@@ -46,16 +47,20 @@ std::string known_list() {
 
 }  // namespace
 
-VqvaeModel VqvaeModel::open(const std::string& path, DType compute) {
+VqvaeModel VqvaeModel::open(const std::string& path, DType compute) { return open(path, compute, Device{}); }
+
+VqvaeModel VqvaeModel::open(const std::string& path, DType compute, Device device) {
+  auto be = backend::backend_for(device);  // before the file: a missing GPU is said first
   auto impl = std::make_shared<Impl>();
   impl->ckpt = io::load_checkpoint(path);
-  impl->vae = model::Vqvae::load(impl->ckpt, compute);
+  impl->vae = model::Vqvae::load(impl->ckpt, compute, std::move(be));
   VqvaeModel m;
   m.impl_ = std::move(impl);
   return m;
 }
 
 const std::string& VqvaeModel::path() const { return impl_->ckpt.path; }
+Device VqvaeModel::device() const { return impl_->vae.backend().device(); }
 int VqvaeModel::ch() const { return impl_->vae.config().ch; }
 int VqvaeModel::vocab() const { return impl_->vae.config().vocab; }
 int VqvaeModel::z_channels() const { return impl_->vae.config().z_channels; }
