@@ -41,8 +41,9 @@ const CublasLt& lib() {
     if (!h) h = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
       const char* e = dlerror();
-      r.error = "cannot load " + soname + " (cuBLASLt, part of the CUDA toolkit and of PyTorch's nvidia-cublas wheel): " +
-                (e ? e : "not found") + "; put its folder on LD_LIBRARY_PATH";
+      r.error = "cannot load " + soname +
+                " (cuBLASLt, part of the CUDA toolkit and of PyTorch's nvidia-cublas wheel): " + (e ? e : "not found") +
+                "; put its folder on LD_LIBRARY_PATH";
       return r;
     }
     bool ok = true;
@@ -72,7 +73,8 @@ const CublasLt& lib() {
 }
 
 void check_lt(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLASLt: ") + what + " failed with status " + std::to_string(static_cast<int>(s)));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string("cuBLASLt: ") + what + " failed with status " + std::to_string(static_cast<int>(s)));
 }
 
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
@@ -91,13 +93,13 @@ struct Plan {
   cublasLtMatmulAlgo_t algo{};
 };
 
-using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, int64_t, bool, int64_t, int64_t, int, bool, int, int64_t,
-                           int64_t, int64_t, int, int, int, int, int>;
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, int64_t, bool, int64_t, int64_t, int, bool, int,
+                           int64_t, int64_t, int64_t, int, int, int, int, int>;
 struct PlanKeyHash {
   size_t operator()(const PlanKey& k) const {
     size_t h = 1469598103934665603ull;
-    std::apply([&](const auto&... v) { ((h = (h ^ std::hash<std::decay_t<decltype(v)>>{}(v)) * 1099511628211ull), ...); },
-               k);
+    std::apply(
+        [&](const auto&... v) { ((h = (h ^ std::hash<std::decay_t<decltype(v)>>{}(v)) * 1099511628211ull), ...); }, k);
     return h;
   }
 };
@@ -138,14 +140,32 @@ void gemm(const GemmArgs& g) {
   cublasLtHandle_t& handle = t.handles[device];
   if (!handle) check_lt(lt.create(&handle), "cublasLtCreate");
 
+  const bool with_bias = g.epilogue == GemmEpilogue::bias || g.epilogue == GemmEpilogue::gelu_bias;
   const int64_t lda = g.lda ? g.lda : (g.a_transposed ? g.m : g.k);
   const int64_t ldb = g.ldb ? g.ldb : (g.b_transposed ? g.k : g.n);
   const int64_t ldd = g.ldd ? g.ldd : g.n;
-  const int align = std::min({alignment_of(g.a), alignment_of(g.b), alignment_of(g.d),
-                              g.bias ? alignment_of(g.bias) : 256});
-  const PlanKey key{static_cast<int>(g.type), g.m, g.n, g.k, g.a_transposed, lda, g.b_transposed, ldb, ldd,
-                    static_cast<int>(g.epilogue), g.accumulate, g.batch, g.stride_a, g.stride_b, g.stride_d,
-                    align, device, 0, 0, 0};
+  const int align = std::min(
+      {alignment_of(g.a), alignment_of(g.b), alignment_of(g.d), with_bias && g.bias ? alignment_of(g.bias) : 256});
+  const PlanKey key{static_cast<int>(g.type),
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.a_transposed,
+                    lda,
+                    g.b_transposed,
+                    ldb,
+                    ldd,
+                    static_cast<int>(g.epilogue),
+                    g.accumulate,
+                    g.batch,
+                    g.stride_a,
+                    g.stride_b,
+                    g.stride_d,
+                    align,
+                    device,
+                    0,
+                    0,
+                    0};
   auto it = t.plans.find(key);
   if (it == t.plans.end()) {
     // Column-major view of the row-major product: D^T [n, m] = op(B)^T [n, k] * op(A)^T [k, m].
@@ -158,9 +178,10 @@ void gemm(const GemmArgs& g) {
     check_lt(lt.desc_set(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)), "set TRANSB");
     cublasLtEpilogue_t epi = g.epilogue == GemmEpilogue::gelu_bias ? CUBLASLT_EPILOGUE_GELU_BIAS
                              : g.epilogue == GemmEpilogue::bias    ? CUBLASLT_EPILOGUE_BIAS
+                             : g.epilogue == GemmEpilogue::gelu    ? CUBLASLT_EPILOGUE_GELU
                                                                    : CUBLASLT_EPILOGUE_DEFAULT;
     check_lt(lt.desc_set(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), "set EPILOGUE");
-    if (g.epilogue != GemmEpilogue::none) {
+    if (with_bias) {
       const cudaDataType_t bias_type = CUDA_R_32F;
       check_lt(lt.desc_set(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)),
                "set BIAS_DATA_TYPE");
@@ -177,7 +198,8 @@ void gemm(const GemmArgs& g) {
     check_lt(lt.layout_create(&p.ld, CUDA_R_32F, g.n, g.m, ldd), "layout D");
     if (g.batch > 1) {
       const int32_t count = g.batch;
-      for (auto [layout, stride] : {std::pair{p.la, g.stride_b}, std::pair{p.lb, g.stride_a}, std::pair{p.ld, g.stride_d}}) {
+      for (auto [layout, stride] :
+           {std::pair{p.la, g.stride_b}, std::pair{p.lb, g.stride_a}, std::pair{p.ld, g.stride_d}}) {
         check_lt(lt.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)), "set BATCH_COUNT");
         check_lt(lt.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
                  "set STRIDED_BATCH_OFFSET");
@@ -203,7 +225,7 @@ void gemm(const GemmArgs& g) {
     it = t.plans.emplace(key, p).first;
   }
   Plan& p = it->second;
-  if (g.epilogue != GemmEpilogue::none) {
+  if (with_bias) {
     if (!g.bias) throw Error("internal: gemm epilogue without a bias");
     check_lt(lt.desc_set(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)), "set BIAS_POINTER");
   }

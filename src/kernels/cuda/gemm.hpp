@@ -6,7 +6,8 @@
 namespace varcode::kernels::cuda {
 
 enum class GemmType { f32, bf16 };
-enum class GemmEpilogue { none, bias, gelu_bias };
+// gelu: GELU without a bias (cuBLASLt's GELU epilogues are the tanh form, as the CPU's gelu_tanh).
+enum class GemmEpilogue { none, bias, gelu_bias, gelu };
 
 // Row-major: D[m, n] = op(A) op(B) (+ bias[n]) (GELU, tanh form) (+ D when accumulate), with
 // op(A) = A [m, k] (or A^T for a_transposed, A stored [k, m]) and op(B) = B^T for B stored [n, k]
