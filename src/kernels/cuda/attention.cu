@@ -24,7 +24,8 @@ constexpr int kHeadDim = 64;    // every VAR model's (C = 64 * heads)
 constexpr int kQueryTile = 64;  // queries per block, one per thread
 constexpr int kKeyTile = 32;    // keys per shared-memory tile
 constexpr int kAppendWarps = 4;
-constexpr int kMaxSegments = 64;  // key-limit runs passed by value (VAR: one per scale)
+constexpr int kMaxSegments = 64;                   // key-limit runs passed by value (VAR: one per scale)
+constexpr float kLn100 = 4.60517018598809136804f;  // (float) ln 100, the head scale's cap
 
 struct CudaKvCache final : backend::KvCache {
   Tensor k, v;  // [R, H, capacity, 64] f32 or bf16
@@ -68,13 +69,15 @@ __global__ void append_kv_kernel(const float* __restrict__ qkv, int64_t rows, in
   const int64_t C = heads * kHeadDim;
   const float* k = qkv + (r * l + t) * 3 * C + C + h * kHeadDim;  // [64]
   const float* v = k + C;                                         // [64]
-  const float k0 = k[lane], k1 = k[lane + 32];
-  float kn = k0 * k0 + k1 * k1;
-  for (int o = 16; o > 0; o >>= 1) kn += __shfl_xor_sync(0xffffffffu, kn, o);
+  // Each lane sums all 64 squares in order, unfused, as the CPU does: the normalised keys (and
+  // under bf16 their rounding) then come out bit-identical to the CPU backend's.
+  float kn = 0.0f;
+  for (int d = 0; d < kHeadDim; ++d) kn = __fadd_rn(kn, __fmul_rn(k[d], k[d]));
   const float ks = 1.0f / fmaxf(sqrtf(kn), 1e-12f);
+  const float k0 = k[lane], k1 = k[lane + 32];
   const int64_t at = ((r * heads + h) * cap + p0 + t) * kHeadDim;
-  store_as(k_cache + at + lane, k0 * ks);
-  store_as(k_cache + at + lane + 32, k1 * ks);
+  store_as(k_cache + at + lane, __fmul_rn(k0, ks));
+  store_as(k_cache + at + lane + 32, __fmul_rn(k1, ks));
   store_as(v_cache + at + lane, v[lane]);
   store_as(v_cache + at + lane + 32, v[lane + 32]);
 }
@@ -110,12 +113,14 @@ __global__ void __launch_bounds__(kQueryTile)
 #pragma unroll
     for (int d = 0; d < kHeadDim; ++d) {
       q[d] = qr[d];
-      qn += q[d] * q[d];
+      qn = __fadd_rn(qn, __fmul_rn(q[d], q[d]));  // in order, unfused: the CPU's q exactly
     }
-    const float qs = expf(fminf(scale_mul[h], logf(100.0f))) / fmaxf(sqrtf(qn), 1e-12f);
+    // exp in double rounded once: the correctly rounded expf of the CPU's libm.
+    const float head_scale = static_cast<float>(exp(static_cast<double>(fminf(scale_mul[h], kLn100))));
+    const float qs = head_scale / fmaxf(sqrtf(qn), 1e-12f);
 #pragma unroll
     for (int d = 0; d < kHeadDim; ++d) {
-      q[d] *= qs;
+      q[d] = __fmul_rn(q[d], qs);
       if (round_q) q[d] = __bfloat162float(__float2bfloat16_rn(q[d]));
     }
   } else {

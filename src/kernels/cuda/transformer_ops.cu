@@ -68,14 +68,16 @@ __global__ void adaln_modulate_kernel(const float* x, int64_t l, int64_t c, cons
   const double var = block_sum(sq, partial) / static_cast<double>(c);
   const float rstd = static_cast<float>(1.0 / sqrt(var + kLnEps));
   const float fmean = static_cast<float>(mean);
-  for (int64_t i = threadIdx.x; i < c; i += blockDim.x) outr[i] = (xr[i] - fmean) * rstd * (1.0f + sc[i]) + sh[i];
+  // Unfused, in the CPU's order: the same rounding at every step.
+  for (int64_t i = threadIdx.x; i < c; i += blockDim.x)
+    outr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], fmean), rstd), __fadd_rn(1.0f, sc[i])), sh[i]);
 }
 
 __global__ void gated_residual_add_kernel(float* x, const float* y, int64_t n, int64_t l, int64_t c,
                                           const float* __restrict__ gamma, int64_t mod_stride) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t row = i / c, ch = i % c;
-    x[i] += gamma[(row / l) * mod_stride + ch] * y[i];
+    x[i] = __fadd_rn(x[i], __fmul_rn(gamma[(row / l) * mod_stride + ch], y[i]));  // unfused, as the CPU
   }
 }
 
