@@ -105,6 +105,12 @@ class Backend {
   // Device -> device, `rows` rows of `row_bytes` with their own pitches (bytes).
   virtual void copy_2d(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t row_bytes,
                        int64_t rows) const = 0;
+  // Waits for every operation this thread launched (an asynchronous device's clock reading needs
+  // it: the per-scale and per-stage seconds).
+  virtual void synchronize() const {}
+  // Images the VQ-VAE decoder should take per pass: a CPU is compute-bound from one image on (a
+  // batch's feature maps only add cache misses), a GPU needs many to fill its cores.
+  virtual int64_t decode_batch() const { return 1; }
 
   // ---- weights: taken from host tensors (possibly mapped from a file), owned by the backend ------
   // weight [N, K] (f32 or bf16 on the host), bias [N] f32 or undefined; held in `dtype` (f32, bf16,

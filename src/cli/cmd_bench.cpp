@@ -86,6 +86,10 @@ void register_bench(CLI::App& app) {
     j["mode"] = gen.collaborative() ? "code" : "var";
     j["model"] = f->pipe.model.empty() ? f->pipe.drafter + " + " + f->pipe.refiner : f->pipe.model;
     if (gen.collaborative()) j["draft_steps"] = gen.draft_steps();
+    j["device"] = device_name(gen.device());
+    if (gen.device().type == DeviceType::cuda)
+      for (const GpuInfo& g : cuda_gpus())
+        if (g.index == gen.device().index) j["gpu"] = g.name;
     j["dtype"] = dtype_name(gen.compute_dtype());
     j["threads"] = num_threads();
     j["batch"] = f->batch;
@@ -100,11 +104,15 @@ void register_bench(CLI::App& app) {
     j["transformer_gflop_per_s"] = gflops;
     j["load_s"] = load_s;
     j["peak_rss_bytes"] = peak_rss_bytes();
+    const int64_t gpu_peak = device_peak_memory(gen.device());
+    if (gen.device().type == DeviceType::cuda) j["gpu_peak_bytes"] = gpu_peak;
     if (f->json) {
       std::cout << j.dump() << "\n";
       return;
     }
     std::printf("%-28s %s\n", "mode", j["mode"].get<std::string>().c_str());
+    std::printf("%-28s %s%s\n", "device", device_name(gen.device()).c_str(),
+                j.contains("gpu") ? (" (" + j["gpu"].get<std::string>() + ")").c_str() : "");
     std::printf("%-28s %s, %d thread(s), batch %d, %d run(s)\n", "dtype", dtype_name(gen.compute_dtype()),
                 num_threads(), f->batch, f->runs);
     std::printf("%-28s %.3f\n", "seconds per image (median)", spi);
@@ -117,6 +125,8 @@ void register_bench(CLI::App& app) {
     std::printf("%-28s %.1f GFLOP/image at %.1f GFLOP/s\n", "transformer", gen.transformer_flops_per_image() / 1e9,
                 gflops);
     std::printf("%-28s %.2f GB\n", "peak RSS", static_cast<double>(peak_rss_bytes()) / 1e9);
+    if (gen.device().type == DeviceType::cuda)
+      std::printf("%-28s %.2f GB\n", "peak GPU memory", static_cast<double>(gpu_peak) / 1e9);
     std::printf("%-28s %.2f s\n", "load", load_s);
   });
 }

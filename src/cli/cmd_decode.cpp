@@ -19,6 +19,7 @@ namespace {
 
 struct DecodeOptions {
   std::string vae, tokens, out, out_dir, save_image, patch_nums, model;
+  DeviceFlags dev;
 };
 
 void run_decode(DecodeOptions o) {
@@ -43,7 +44,7 @@ void run_decode(DecodeOptions o) {
     }
   }
   if (o.vae.empty()) o.vae = builtin_vae();
-  VqvaeModel vae = VqvaeModel::open(o.vae);
+  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device_from_flags(o.dev));
   Tensor images;  // [B, 3, H, W] in [0, 1]
   try {
     images = vae.decode_tokens(tokens, schedule);
@@ -78,6 +79,7 @@ void register_decode(CLI::App& app) {
   auto opts = std::make_shared<DecodeOptions>();
   CLI::App* cmd = app.add_subcommand("decode", "Decode multi-scale token maps into images with the VQ-VAE");
   cmd->add_option("--vae", opts->vae, "VQ-VAE checkpoint (.pth or .safetensors; default: the built-in one)");
+  add_device_flags(cmd, opts->dev);
   cmd->add_option("--tokens", opts->tokens,
                   "int64 .npy of shape [B, L] (L = 680 for 256 px, 2240 for 512 px, 130 for the built-in models)")
       ->required();

@@ -69,6 +69,7 @@ void register_edit(CLI::App& app) {
     check_output_file(f->out, "--out");
     check_output_file(f->save_tokens, "--save-tokens");
     check_output_file(f->save_image, "--save-image");
+    f->pipe.dev.quiet = f->quiet;
     Generator gen = open_pipeline(f->pipe);
     const int side = gen.image_size();
     EditRequest req;

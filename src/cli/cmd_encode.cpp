@@ -17,6 +17,7 @@ namespace {
 
 struct EncodeOptions {
   std::string vae, image, save_tokens, out, save_image, patch_nums, model;
+  DeviceFlags dev;
   int size = 0;  // 0: the .npy's own size; for a PNG the VQ-VAE's released schedule's
 };
 
@@ -55,7 +56,7 @@ void run_encode(EncodeOptions o) {
   std::vector<int> schedule = schedule_flag(o.patch_nums, o.model);
   if (!schedule.empty() && o.size > 0) throw Error("--size: give either --size or the schedule, not both");
   if (o.vae.empty()) o.vae = builtin_vae();
-  VqvaeModel vae = VqvaeModel::open(o.vae);
+  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device_from_flags(o.dev));
   if (!vae.can_encode()) throw Error(o.vae + ": this VQ-VAE file has no encoder");
   if (o.size > 0) schedule = vae.schedule_for_image_size(o.size);
   // A PNG is resized to the schedule's side: the given one, else the one this VQ-VAE was
@@ -84,6 +85,7 @@ void register_encode(CLI::App& app) {
   auto opts = std::make_shared<EncodeOptions>();
   CLI::App* cmd = app.add_subcommand("encode", "Encode an image into multi-scale token maps with the VQ-VAE");
   cmd->add_option("--vae", opts->vae, "VQ-VAE checkpoint (.pth or .safetensors; default: the built-in one)");
+  add_device_flags(cmd, opts->dev);
   cmd->add_option("--image", opts->image,
                   "PNG (any size: centre-cropped to a square, then resized with an area filter when shrinking "
                   "or bicubic when enlarging) or f32 .npy [1, 3, H, W] / [3, H, W] in [0, 1] (used as is)")

@@ -67,6 +67,7 @@ void register_generate(CLI::App& app) {
     check_output_dir(f->out_dir, "--out-dir");
     check_output_file(f->save_tokens, "--save-tokens");
     check_output_file(f->save_image, "--save-image");
+    f->pipe.dev.quiet = f->quiet;
     Generator gen = open_pipeline(f->pipe);
     GenerateRequest req;
     req.sampling = sampling_from_flags(f->sampling, gen);

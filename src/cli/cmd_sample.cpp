@@ -191,6 +191,8 @@ void run_sample(SampleFlags& f) {
   check_output_dir(f.out_dir, "--out-dir");
   check_output_file(f.npz, "--npz");
   const auto t_load = std::chrono::steady_clock::now();
+  f.pipe.dev.quiet = f.quiet;
+  if (shards > 1) f.pipe.dev.shard = shard;
   Generator gen = open_pipeline(f.pipe);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   if (gen.num_classes() > static_cast<int>(kIndexStride))

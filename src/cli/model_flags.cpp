@@ -17,7 +17,32 @@
 
 namespace varcode::cli {
 
+void add_device_flags(CLI::App* cmd, DeviceFlags& f) {
+  cmd->add_option("--device", f.device,
+                  "Where to run: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:I")
+      ->default_str("auto");
+  cmd->add_option("--gpu", f.gpu, "The CUDA GPU to use (0, 1, ...; default 0, or shard r mod the GPUs under sharding)")
+      ->check(CLI::Range(0, 1023));
+}
+
+Device device_from_flags(const DeviceFlags& f) {
+  int gpu = f.gpu;
+  if (gpu < 0 && f.shard >= 0 && (f.device == "auto" || f.device == "cuda")) {
+    const int count = static_cast<int>(cuda_gpus().size());
+    if (count > 0) gpu = f.shard % count;
+  }
+  std::string why;
+  const Device d = choose_device(f.device, gpu, &why);
+  static bool said = false;  // once per process (serve and sample open more than one model)
+  if (!f.quiet && !said && (d.type == DeviceType::cuda || f.device != "auto")) {
+    std::fprintf(stderr, "varcode: %s\n", why.c_str());
+    said = true;
+  }
+  return d;
+}
+
 void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
+  add_device_flags(cmd, f.dev);
   cmd->add_option("--vae", f.vae,
                   "VQ-VAE file (vae_ch160v4096z32.pth; `random` = random "
                   "weights, official size). With no model flag "
@@ -33,8 +58,8 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   drafter->needs(refiner)->needs(steps);
   refiner->needs(drafter);  // --draft-steps alone: the built-in pair (apply_default_models)
   cmd->add_option("--dtype", f.dtype,
-                  "Compute dtype: auto (bf16 where the CPU has it), f32, bf16, or int8 (int8 transformer weights, "
-                  "AVX512-VNNI CPUs; never chosen by auto)")
+                  "Compute dtype: auto (bf16 on a GPU and where the CPU has it), f32, bf16, or int8 (int8 "
+                  "transformer weights, AVX512-VNNI CPUs; never chosen by auto)")
       ->check(CLI::IsMember({"auto", "f32", "bf16", "int8"}));
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
@@ -167,7 +192,8 @@ Generator open_pipeline(PipelineFlags& f) {
                           : f.dtype == "bf16" ? ComputeDType::bf16
                           : f.dtype == "int8" ? ComputeDType::int8
                                               : ComputeDType::automatic;
-  return Generator::open(files, dt);
+  const Device device = device_from_flags(f.dev);
+  return Generator::open(files, dt, device);
 }
 
 SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen) {

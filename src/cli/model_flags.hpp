@@ -10,7 +10,20 @@
 
 namespace varcode::cli {
 
+// --device auto|cpu|cuda|cuda:I and --gpu I (every command that runs a model).
+struct DeviceFlags {
+  std::string device = "auto";
+  int gpu = -1;
+  int shard = -1;  // sample under sharding: with no --gpu, shard r takes GPU r mod the GPU count
+  bool quiet = false;
+};
+void add_device_flags(CLI::App* cmd, DeviceFlags& f);
+// The device the flags name (choose_device); says which on stderr when it is a GPU or when --device
+// was given, unless quiet.
+Device device_from_flags(const DeviceFlags& f);
+
 struct PipelineFlags {
+  DeviceFlags dev;
   std::string vae, model, drafter, refiner;
   int draft_steps = 0;
   bool draft_steps_given = false;  // --draft-steps 0 is an error, not the default

@@ -108,6 +108,7 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
     int64_t x_len = l, head_from = 0, p0 = begin;
     if (refiner_ && si == N) {
       // Hand-over: the drafter's cache goes; the refiner reads every drafted scale in one pass.
+      be.synchronize();
       out.drafter_seconds = now_seconds() - t_stage;
       t_stage = now_seconds();
       st = VarState();
@@ -175,6 +176,7 @@ GenerationOutput CollaborativeDecoder::run(const GenerationInput& in, const Scal
                    nl * Cvae * kF32, B);
       }
     }
+    be.synchronize();
     out.scale_seconds[static_cast<size_t>(si)] = now_seconds() - t_scale;
   }
   (refiner_ ? out.refiner_seconds : out.drafter_seconds) = now_seconds() - t_stage;

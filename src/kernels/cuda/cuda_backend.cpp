@@ -131,4 +131,9 @@ void CudaBackend::copy_2d(const void* src, int64_t src_pitch, void* dst, int64_t
                                        cudaMemcpyDeviceToDevice, stream()));
 }
 
+void CudaBackend::synchronize() const {
+  enter();
+  VARCODE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
 }  // namespace varcode::kernels::cuda

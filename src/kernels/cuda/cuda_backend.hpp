@@ -31,6 +31,8 @@ class CudaBackend final : public backend::Backend {
   Tensor to_host(const Tensor& t) const override;
   void copy_2d(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t row_bytes,
                int64_t rows) const override;
+  void synchronize() const override;
+  int64_t decode_batch() const override { return 16; }
 
   std::shared_ptr<const backend::LinearWeights> linear_weights(const Tensor& weight, const Tensor& bias,
                                                                DType dtype) const override;
