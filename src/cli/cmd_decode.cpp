@@ -23,6 +23,7 @@ struct DecodeOptions {
 };
 
 void run_decode(DecodeOptions o) {
+  const Device device = device_from_flags(o.dev);  // before any file: a missing GPU is said first
   if (o.out.empty() && o.out_dir.empty() && o.save_image.empty())
     throw Error("decode: nothing to write: give --out, --out-dir or --save-image");
   check_output_file(o.out, "--out");
@@ -44,7 +45,7 @@ void run_decode(DecodeOptions o) {
     }
   }
   if (o.vae.empty()) o.vae = builtin_vae();
-  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device_from_flags(o.dev));
+  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device);
   Tensor images;  // [B, 3, H, W] in [0, 1]
   try {
     images = vae.decode_tokens(tokens, schedule);

@@ -50,13 +50,14 @@ Tensor load_picture(const EncodeOptions& o, int side) {
 }
 
 void run_encode(EncodeOptions o) {
+  const Device device = device_from_flags(o.dev);  // before any file: a missing GPU is said first
   check_output_file(o.save_tokens, "--save-tokens");
   check_output_file(o.out, "--out");
   check_output_file(o.save_image, "--save-image");
   std::vector<int> schedule = schedule_flag(o.patch_nums, o.model);
   if (!schedule.empty() && o.size > 0) throw Error("--size: give either --size or the schedule, not both");
   if (o.vae.empty()) o.vae = builtin_vae();
-  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device_from_flags(o.dev));
+  VqvaeModel vae = VqvaeModel::open(o.vae, DType::f32, device);
   if (!vae.can_encode()) throw Error(o.vae + ": this VQ-VAE file has no encoder");
   if (o.size > 0) schedule = vae.schedule_for_image_size(o.size);
   // A PNG is resized to the schedule's side: the given one, else the one this VQ-VAE was
