@@ -104,6 +104,13 @@ typedef struct varcode_model_files {
  * why: VARCODE_ERROR_FILE for a missing, unreadable or wrong file, VARCODE_ERROR_INVALID_ARGUMENT
  * for a bad combination (both `model` and a pair, no model, draft_steps outside 1..SN-1). */
 varcode_status varcode_generator_open(const varcode_model_files* files, varcode_dtype dtype, varcode_generator** out);
+/* The same on a device: "cpu", "cuda", "cuda:I" or "auto" (the first CUDA GPU that can run
+ * varcode, else the CPU); NULL is "cpu". VARCODE_ERROR_INVALID_ARGUMENT naming the reason when the
+ * device is not a device name or no GPU can run it (no CUDA build, no driver, no such GPU). */
+varcode_status varcode_generator_open_on(const varcode_model_files* files, varcode_dtype dtype, const char* device,
+                                         varcode_generator** out);
+/* CUDA GPUs this process can use (0 without a CUDA build, driver or GPU). */
+int varcode_cuda_device_count(void);
 /* The shipped Fashion-MNIST pair (CoDe, 3 drafter scales), from $VARCODE_MODELS, `models_dir`
  * (may be NULL) or beside the executable. */
 varcode_status varcode_generator_open_builtin(const char* models_dir, varcode_dtype dtype, varcode_generator** out);

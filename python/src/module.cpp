@@ -213,12 +213,25 @@ struct Engine {
   std::vector<std::string> files;
 };
 
-Engine open_engine(varcode::ModelFiles files, const std::string& dtype) {
+// "auto" / "cpu" / "cuda" / "cuda:I" -> the device; RuntimeError saying why when cuda cannot run.
+varcode::Device device_of(const std::string& spec) {
+  try {
+    return varcode::choose_device(spec);
+  } catch (const varcode::Error& e) {
+    const bool bad_name = std::string(e.what()).find("is not a device") != std::string::npos;
+    PyErr_SetString(bad_name ? PyExc_ValueError : PyExc_RuntimeError,
+                    ("device=" + py::repr(py::str(spec)).cast<std::string>() + ": " + e.what()).c_str());
+    throw py::error_already_set();
+  }
+}
+
+Engine open_engine(varcode::ModelFiles files, const std::string& dtype, const std::string& device) {
   const varcode::ComputeDType dt = parse_compute_dtype(dtype);
+  const varcode::Device dev = device_of(device);
   Engine e;
   e.files = {files.vae, files.model, files.drafter, files.refiner};
   engine_call(e.files, [&] {
-    e.gen = varcode::Generator::open(files, dt);
+    e.gen = varcode::Generator::open(files, dt, dev);
     const std::string& names_of = files.model.empty() ? files.drafter : files.model;
     if (names_of.rfind("random:", 0) != 0) e.class_names = varcode::load_class_names(names_of, e.gen.num_classes());
     return 0;
@@ -231,6 +244,21 @@ Engine open_engine(varcode::ModelFiles files, const std::string& dtype) {
 PYBIND11_MODULE(_varcode, m) {
   m.doc() = "varcode's native engine (use the `varcode` package, not this module)";
   m.attr("__version__") = varcode_version();
+  m.def("cuda_built", &varcode::cuda_built, "True when this build has the CUDA backend.");
+  m.def(
+      "cuda_gpus",
+      [] {
+        py::list out;
+        for (const varcode::GpuInfo& g : varcode::cuda_gpus())
+          out.append(py::dict(py::arg("index") = g.index, py::arg("name") = g.name,
+                              py::arg("memory_bytes") = g.memory_bytes,
+                              py::arg("compute_capability") = py::make_tuple(g.major, g.minor)));
+        return out;
+      },
+      "The CUDA GPUs this process sees, as dicts.");
+  m.def(
+      "device_name", [](const std::string& spec) { return varcode::device_name(device_of(spec)); },
+      "The device `spec` ('auto', 'cpu', 'cuda', 'cuda:I') resolves to, e.g. 'cpu' or 'cuda:0'.");
   m.def("cpu_has_bf16", &varcode::cpu_has_bf16, "True when this CPU computes bf16 natively (AVX512-BF16 or AMX).");
 
   py::class_<varcode::ProgressEvent>(m, "ProgressEvent", "One step of a generation: a scale of a stage, or the decode.")
@@ -249,12 +277,12 @@ PYBIND11_MODULE(_varcode, m) {
       .def_static(
           "open",
           [](const std::string& vae, const std::string& model, const std::string& drafter, const std::string& refiner,
-             int draft_steps, const std::string& dtype) {
+             int draft_steps, const std::string& dtype, const std::string& device) {
             varcode::ModelFiles f{vae, model, drafter, refiner, draft_steps};
-            return open_engine(f, dtype);
+            return open_engine(f, dtype, device);
           },
           py::arg("vae"), py::arg("model"), py::arg("drafter"), py::arg("refiner"), py::arg("draft_steps"),
-          py::arg("dtype"))
+          py::arg("dtype"), py::arg("device") = "cpu")
       .def_static(
           "builtin_files",
           [](const std::vector<std::string>& dirs) {
@@ -395,7 +423,8 @@ PYBIND11_MODULE(_varcode, m) {
   py::class_<varcode::VqvaeModel>(m, "VqvaeModel", "A loaded VQ-VAE (internal; see varcode.Vqvae).")
       .def_static(
           "open",
-          [](const std::string& path, const std::string& dtype) {
+          [](const std::string& path, const std::string& dtype, const std::string& device) {
+            const varcode::Device dev = device_of(device);
             varcode::DType dt = varcode::DType::f32;
             if (dtype == "bf16") {
               dt = varcode::DType::bf16;
@@ -403,9 +432,9 @@ PYBIND11_MODULE(_varcode, m) {
               PyErr_SetString(PyExc_ValueError, ("dtype: expected 'f32' or 'bf16', got '" + dtype + "'").c_str());
               throw py::error_already_set();
             }
-            return engine_call({path}, [&] { return varcode::VqvaeModel::open(path, dt); });
+            return engine_call({path}, [&] { return varcode::VqvaeModel::open(path, dt, dev); });
           },
-          py::arg("path"), py::arg("dtype"))
+          py::arg("path"), py::arg("dtype"), py::arg("device") = "cpu")
       .def_property_readonly("path", &varcode::VqvaeModel::path)
       .def_property_readonly("ch", &varcode::VqvaeModel::ch)
       .def_property_readonly("vocab", &varcode::VqvaeModel::vocab)

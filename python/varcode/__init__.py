@@ -56,14 +56,11 @@ def _check_file(path, what):
 
 
 def _check_device(device):
-    if device in ("auto", "cpu"):
-        return
-    if isinstance(device, str) and device.split(":")[0] == "cuda":
-        raise RuntimeError(
-            f"device={device!r}: this build of varcode has no CUDA backend (it computes on the CPU); "
-            "use device='cpu' or 'auto'"
-        )
-    raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', got {device!r}")
+    """'auto', 'cpu', 'cuda' or 'cuda:I' -> the device it resolves to ('cpu', 'cuda:0', ...):
+    ValueError for another name, RuntimeError saying why when no GPU can run it."""
+    if not isinstance(device, str):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:I', got {device!r}")
+    return _varcode.device_name(device)
 
 
 def _check_threads(threads):
@@ -185,7 +182,8 @@ class Generator:
         drafter, refiner, draft_steps: ... a collaborative-decoding pair: the drafter makes the
                      first `draft_steps` scales (1 .. scales - 1), the refiner the rest.
         dtype:       "auto" (bf16 where the CPU has AVX512-BF16 or AMX, else f32), "f32" or "bf16".
-        device:      "auto" or "cpu". This build has no GPU backend: "cuda" raises RuntimeError.
+        device:      "auto" (the first CUDA GPU when one can run varcode, else the CPU), "cpu",
+                     "cuda" or "cuda:I"; RuntimeError saying why when no GPU can run it.
         threads:     worker threads per generation (None: all cores, or $OMP_NUM_THREADS).
 
     The weights are immutable once opened: share one Generator between threads; each call builds
@@ -195,7 +193,7 @@ class Generator:
 
     def __init__(self, vae, model=None, drafter=None, refiner=None, draft_steps=None, dtype="auto", device="auto",
                  threads=None):
-        _check_device(device)
+        device = _check_device(device)
         self._threads = _check_threads(threads)
         if dtype not in ("auto", "f32", "bf16"):
             raise ValueError(f"dtype: expected 'auto', 'f32' or 'bf16', got {dtype!r}")
@@ -218,7 +216,7 @@ class Generator:
         model = _check_file(model, "model") if model is not None else ""
         drafter = _check_file(drafter, "drafter") if drafter is not None else ""
         refiner = _check_file(refiner, "refiner") if refiner is not None else ""
-        self._engine = _varcode.Engine.open(vae, model, drafter, refiner, draft_steps or 0, dtype)
+        self._engine = _varcode.Engine.open(vae, model, drafter, refiner, draft_steps or 0, dtype, device)
         self._files = {"vae": vae, "model": model or None, "drafter": drafter or None, "refiner": refiner or None}
 
     @classmethod
@@ -464,12 +462,13 @@ def _picture(image, side):
 class Vqvae:
     """The multi-scale VQ-VAE on its own: pictures <-> tokens.
 
-    Vqvae(path, dtype="f32"): dtype is the decoder's arithmetic, "f32" (matches the reference) or
-    "bf16" (about twice as fast, pictures within ~1e-2).
+    Vqvae(path, dtype="f32", device="auto"): dtype is the decoder's arithmetic, "f32" (matches the
+    reference) or "bf16" (about twice as fast, pictures within ~1e-2); device as for Generator.
     """
 
-    def __init__(self, path, dtype="f32"):
-        self._vae = _varcode.VqvaeModel.open(_check_file(path, "vae"), dtype)
+    def __init__(self, path, dtype="f32", device="auto"):
+        device = _check_device(device)
+        self._vae = _varcode.VqvaeModel.open(_check_file(path, "vae"), dtype, device)
 
     @property
     def vocab(self):

@@ -186,6 +186,22 @@ int varcode_cancel_raised(const varcode_cancel* flag) { return flag && flag->fla
 void varcode_cancel_free(varcode_cancel* flag) { delete flag; }
 
 varcode_status varcode_generator_open(const varcode_model_files* files, varcode_dtype dtype, varcode_generator** out) {
+  return varcode_generator_open_on(files, dtype, nullptr, out);
+}
+
+int varcode_cuda_device_count(void) {
+  try {
+    int n = 0;
+    for (const varcode::GpuInfo& g : varcode::cuda_gpus())
+      if (varcode::cuda_unavailable_reason(g.index).empty()) ++n;
+    return n;
+  } catch (...) {
+    return 0;
+  }
+}
+
+varcode_status varcode_generator_open_on(const varcode_model_files* files, varcode_dtype dtype, const char* device,
+                                         varcode_generator** out) {
   if (!out) return fail(nullptr, VARCODE_ERROR_INVALID_ARGUMENT, "varcode_generator_open: out is NULL");
   *out = nullptr;
   if (!files) return fail(nullptr, VARCODE_ERROR_INVALID_ARGUMENT, "varcode_generator_open: files is NULL");
@@ -209,7 +225,7 @@ varcode_status varcode_generator_open(const varcode_model_files* files, varcode_
                     std::to_string(mf.draft_steps));
   return guarded(nullptr, {mf.vae, mf.model, mf.drafter, mf.refiner}, nullptr, [&] {
     auto handle = std::make_unique<varcode_generator>();
-    handle->gen = varcode::Generator::open(mf, compute_dtype_of(dtype));
+    handle->gen = varcode::Generator::open(mf, compute_dtype_of(dtype), varcode::choose_device(device ? device : "cpu"));
     const std::string& names_of = mf.model.empty() ? mf.drafter : mf.model;
     if (names_of.rfind("random:", 0) != 0)
       handle->class_names = varcode::load_class_names(names_of, handle->gen.num_classes());

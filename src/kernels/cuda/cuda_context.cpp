@@ -87,7 +87,7 @@ void* device_alloc(size_t bytes, int device) {
     cudaGetLastError();  // clear it
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    throw Error("out of GPU memory on cuda:" + std::to_string(device) + ": " + std::to_string(n >> 20) +
+    throw Error("out of memory on GPU cuda:" + std::to_string(device) + ": " + std::to_string(n >> 20) +
                 " MiB requested, " + std::to_string(free_b >> 20) + " MiB free of " + std::to_string(total_b >> 20) +
                 " MiB (a smaller --batch needs less)");
   }
