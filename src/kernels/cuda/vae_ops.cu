@@ -86,7 +86,9 @@ __global__ void group_stats_kernel(const T* __restrict__ x, GroupShape s, double
   const T* base = x + b * s.hw * s.c + g * s.cpg;  // the group's first channel at position 0
   double sum = 0.0, sq = 0.0;
   for (int64_t e = begin + threadIdx.x; e < end; e += kThreads) {
-    const int64_t p = e / s.cpg, ch = e - p * s.cpg;
+    // 32-bit division: a group's element count fits (checked by the caller).
+    const uint32_t eu = static_cast<uint32_t>(e), cpg = static_cast<uint32_t>(s.cpg);
+    const int64_t p = eu / cpg, ch = eu - (eu / cpg) * cpg;
     const double v = vae::load(base, p * s.c + ch);
     sum += v;
     sq += v * v;
@@ -120,7 +122,7 @@ __global__ void group_coef_kernel(const double* __restrict__ partial, GroupShape
     float* shift = scale + s.c;
     for (int64_t ch = g * s.cpg; ch < (g + 1) * s.cpg; ++ch) {
       scale[ch] = rstd * gamma[ch];
-      shift[ch] = beta[ch] - scale[ch] * m;
+      shift[ch] = beta[ch] - __fmul_rn(scale[ch], m);  // rounded product, not an FMA: the CPU's scalar code
     }
   }
 }
@@ -273,6 +275,8 @@ void CudaBackend::group_norm_nhwc(const Tensor& x, const Tensor& gamma, const Te
   s.groups = groups;
   s.cpg = static_cast<int>(C / groups);
   const int64_t n = HW * s.cpg;
+  if (n > INT32_MAX)
+    throw Error("group_norm_nhwc: a group of " + std::to_string(n) + " values exceeds the kernels' 32-bit index");
   s.splits = static_cast<int>(std::clamp<int64_t>((n + kStatsPerBlock - 1) / kStatsPerBlock, 1, 4096));
   s.per_split = (n + s.splits - 1) / s.splits;
   const int64_t count = B * groups;  // (image, group) pairs
