@@ -147,7 +147,8 @@ __global__ void __launch_bounds__(kThreads) sample_rows(SampleKernelArgs a) {
   const int chunk = (V + kThreads - 1) / kThreads;
   const int c0 = min(V, tid * chunk), c1 = min(V, c0 + chunk);
 
-  const bool use_k = d.top_k > 0 && d.top_k<V, use_p = d.top_p> 0;
+  const bool use_k = (d.top_k > 0) && (d.top_k < V);
+  const bool use_p = d.top_p > 0;
   if (use_k || use_p) {  // the same for the whole block: `d` is the row's image's
     for (int i = tid; i < a.sort_n; i += kThreads)
       keys[i] = i < V ? (static_cast<uint64_t>(order_key(row[i])) << 32) | static_cast<uint32_t>(i) : ~0ull;
