@@ -34,6 +34,8 @@ struct GemmArgs {
 };
 
 // Runs on the calling thread's stream (cuda_context.hpp). Throws Error on a shape cuBLASLt refuses.
+// Where cuBLASLt has no fused algorithm for the epilogue (or VARCODE_GEMM_EPILOGUE=separate), the
+// bias and GELU run as a kernel after the product, with the same result up to rounding.
 void gemm(const GemmArgs& args);
 
 // f32 -> bf16 (round to nearest even), n values, on the thread's stream.
