@@ -45,8 +45,8 @@ Tensor in_dtype(const Tensor& f32, DType dtype) { return dtype == DType::f32 ? f
 // one shape). Under VARCODE_TEST_MEASURE=1 it fails on purpose and prints the largest difference.
 void expect_close(const Tensor& gpu, const Tensor& cpu, double abs_tol, double rel_tol, const std::string& what) {
   ASSERT_EQ(gpu.shape(), cpu.shape()) << what;
-  const Tensor a = gpu.to(DType::f32), b = cpu.to(DType::f32);
-  double max_diff = 0, worst = 0;  // worst: the largest |diff| / its tolerance
+  const Tensor a = gpu.to(DType::f32), b = cpu.to(DType::f32);  // host f32 copies
+  double max_diff = 0, worst = 0;                               // worst: the largest |diff| / its tolerance
   int64_t worst_at = -1;
   for (int64_t i = 0; i < a.numel(); ++i) {
     const double x = a.data<float>()[i], y = b.data<float>()[i];
@@ -128,10 +128,10 @@ void check_conv_nhwc(const backend::Backend& gpu, const ConvCase& c, uint32_t se
             std::string(c.name) + " act " + name_of(act) + " out " + name_of(out) + (accumulate ? " accumulate" : "");
         const Tensor xa = in_dtype(x, act);         // [B, H, W, I]
         const Tensor y0 = in_dtype(residual, out);  // [B, Ho, Wo, O]: the residual, or garbage to overwrite
-        Tensor y_cpu = y0.clone();
+        Tensor y_cpu = y0.clone();                  // [B, Ho, Wo, O]
         cpu_be.conv2d_nhwc(*cw_cpu, xa, y_cpu, accumulate);
-        const Tensor x_gpu = up(gpu, xa);
-        Tensor y_gpu = up(gpu, y0);
+        const Tensor x_gpu = up(gpu, xa);  // [B, H, W, I]
+        Tensor y_gpu = up(gpu, y0);        // [B, Ho, Wo, O]
         gpu.conv2d_nhwc(*cw_gpu, x_gpu, y_gpu, accumulate);
         expect_close(down(gpu, y_gpu), y_cpu, d.f32_bound, out == DType::bf16 ? kBf16Ulp : 0.0, what);
       }
@@ -191,10 +191,10 @@ TEST(CudaVaeOps, ConvNchwMatchesCpu) {
     const Tensor x = uniform({c.B, c.cin, c.H, c.W}, seed + 2);        // [B, I, H, W]
     const Tensor residual = uniform({c.B, c.cout, Ho, Wo}, seed + 3);  // [B, O, Ho, Wo]
     for (bool accumulate : {false, true}) {
-      Tensor y_cpu = residual.clone();
+      Tensor y_cpu = residual.clone();  // [B, O, Ho, Wo]
       cpu_be.conv2d(*cw_cpu, x, y_cpu, accumulate);
-      const Tensor x_gpu = up(*gpu, x);
-      Tensor y_gpu = up(*gpu, residual);
+      const Tensor x_gpu = up(*gpu, x);   // [B, I, H, W]
+      Tensor y_gpu = up(*gpu, residual);  // [B, O, Ho, Wo]
       gpu->conv2d(*cw_gpu, x_gpu, y_gpu, accumulate);
       expect_close(down(*gpu, y_gpu), y_cpu, d.f32_bound, 0.0, std::string(c.name) + (accumulate ? " accumulate" : ""));
     }
@@ -249,11 +249,11 @@ TEST(CudaVaeOps, GroupNormMatchesCpu) {
   };
   uint32_t seed = 500;
   for (const NormCase& c : cases) {
-    const Tensor x = uniform({c.B, c.H, c.W, c.C}, seed, 3.0f, 5.0f);  // [B, H, W, C]
-    const Tensor gamma = uniform({c.C}, seed + 1, 0.5f, 1.5f);         // [C]
-    const Tensor beta = uniform({c.C}, seed + 2, -1.0f, 1.0f);         // [C]
-    const Tensor gamma_gpu = gpu->constant(gamma), beta_gpu = gpu->constant(beta);
-    const Tensor y0 = uniform(x.shape(), seed + 3);  // garbage to overwrite
+    const Tensor x = uniform({c.B, c.H, c.W, c.C}, seed, 3.0f, 5.0f);               // [B, H, W, C]
+    const Tensor gamma = uniform({c.C}, seed + 1, 0.5f, 1.5f);                      // [C]
+    const Tensor beta = uniform({c.C}, seed + 2, -1.0f, 1.0f);                      // [C]
+    const Tensor gamma_gpu = gpu->constant(gamma), beta_gpu = gpu->constant(beta);  // [C] each
+    const Tensor y0 = uniform(x.shape(), seed + 3);                                 // garbage to overwrite
     for (DType in : {DType::f32, DType::bf16})
       for (DType out : {DType::f32, DType::bf16})
         for (bool silu : {false, true}) {
@@ -261,15 +261,15 @@ TEST(CudaVaeOps, GroupNormMatchesCpu) {
               std::string(c.name) + " in " + name_of(in) + " out " + name_of(out) + (silu ? " + SiLU" : "");
           const Tensor xi = in_dtype(x, in);  // [B, H, W, C]
           const double bound = norm_f32_bound(xi.to(DType::f32), gamma, beta, c.groups);
-          Tensor y_cpu = in_dtype(y0, out);
+          Tensor y_cpu = in_dtype(y0, out);  // [B, H, W, C]
           cpu_be.group_norm_nhwc(xi, gamma, beta, c.groups, 1e-6f, silu, y_cpu);
-          const Tensor x_gpu = up(*gpu, xi);
-          Tensor y_gpu = up(*gpu, in_dtype(y0, out));
+          const Tensor x_gpu = up(*gpu, xi);           // [B, H, W, C]
+          Tensor y_gpu = up(*gpu, in_dtype(y0, out));  // [B, H, W, C]
           gpu->group_norm_nhwc(x_gpu, gamma_gpu, beta_gpu, c.groups, 1e-6f, silu, y_gpu);
           expect_close(down(*gpu, y_gpu), y_cpu, bound, out == DType::bf16 ? kBf16Ulp : 0.0, what);
           // In place (the ResnetBlock's norm2 on its own map): the output aliases the input.
           if (in == out) {
-            Tensor inplace = up(*gpu, xi);
+            Tensor inplace = up(*gpu, xi);  // [B, H, W, C]: input and output
             gpu->group_norm_nhwc(inplace, gamma_gpu, beta_gpu, c.groups, 1e-6f, silu, inplace);
             expect_close(down(*gpu, inplace), y_cpu, bound, out == DType::bf16 ? kBf16Ulp : 0.0, what + " in place");
           }
@@ -287,10 +287,10 @@ TEST(CudaVaeOps, UpsampleNearest2xMatchesCpu) {
   const Tensor x = uniform({2, 3, 5, 7}, 600);  // [B, H, W, C]
   for (DType in : {DType::f32, DType::bf16})
     for (DType out : {DType::f32, DType::bf16}) {
-      const Tensor xi = in_dtype(x, in);
+      const Tensor xi = in_dtype(x, in);                 // [B, H, W, C]
       Tensor y_cpu = Tensor::empty(out, {2, 6, 10, 7});  // [B, 2H, 2W, C]
       cpu_be.upsample_nearest2x_nhwc(xi, y_cpu);
-      const Tensor x_gpu = up(*gpu, xi);
+      const Tensor x_gpu = up(*gpu, xi);              // [B, H, W, C]
       Tensor y_gpu = gpu->alloc(out, {2, 6, 10, 7});  // [B, 2H, 2W, C]
       gpu->upsample_nearest2x_nhwc(x_gpu, y_gpu);
       expect_equal(down(*gpu, y_gpu), y_cpu, std::string("upsample in ") + name_of(in) + " out " + name_of(out));
@@ -301,7 +301,7 @@ TEST(CudaVaeOps, LayoutChangesMatchCpu) {
   VARCODE_REQUIRE_GPU_BACKEND(gpu);
   const auto& cpu_be = *cpu();
   const Tensor nchw = uniform({3, 5, 4, 7}, 700, -2.0f, 2.0f);  // [B, C, H, W]
-  const Tensor nchw_gpu = up(*gpu, nchw);
+  const Tensor nchw_gpu = up(*gpu, nchw);                       // [B, C, H, W]
   for (DType out : {DType::f32, DType::bf16}) {
     Tensor y_cpu = Tensor::empty(out, {3, 4, 7, 5});  // [B, H, W, C]
     cpu_be.nchw_to_nhwc(nchw, y_cpu);
@@ -310,7 +310,7 @@ TEST(CudaVaeOps, LayoutChangesMatchCpu) {
     expect_equal(down(*gpu, y_gpu), y_cpu, std::string("nchw_to_nhwc out ") + name_of(out));
   }
   const Tensor nhwc = uniform({3, 4, 7, 5}, 701, -2.0f, 2.0f);  // [B, H, W, C]
-  const Tensor nhwc_gpu = up(*gpu, nhwc);
+  const Tensor nhwc_gpu = up(*gpu, nhwc);                       // [B, H, W, C]
   // Without a clamp (lo > hi), and the decoder's clamp to [-1, 1] (values reach +-2 here).
   for (auto [lo, hi] : {std::pair{1.0f, -1.0f}, std::pair{-1.0f, 1.0f}}) {
     Tensor y_cpu = Tensor::empty(DType::f32, {3, 5, 4, 7});  // [B, C, H, W]
@@ -351,7 +351,7 @@ TEST(CudaVaeOps, AttentionMatchesCpu) {
     const Tensor qkv = uniform({c.B, c.H, c.W, 3 * c.C}, seed);      // [B, H, W, 3C]
     Tensor h_cpu = Tensor::empty(DType::f32, {c.B, c.H, c.W, c.C});  // [B, H, W, C]
     cpu_be.vae_attention_nhwc(qkv, h_cpu);
-    const Tensor qkv_gpu = up(*gpu, qkv);
+    const Tensor qkv_gpu = up(*gpu, qkv);                         // [B, H, W, 3C]
     Tensor h_gpu = gpu->alloc(DType::f32, {c.B, c.H, c.W, c.C});  // [B, H, W, C]
     gpu->vae_attention_nhwc(qkv_gpu, h_gpu);
     expect_close(down(*gpu, h_gpu), h_cpu, attention_bound(int64_t{c.H} * c.W, c.C), 0.0, c.name);
