@@ -22,7 +22,6 @@ namespace {
 struct ServeFlags {
   PipelineFlags pipe;
   server::ServerOptions opt;
-  std::string device = "auto";
   int max_body_mb = 16;
 };
 }  // namespace
@@ -48,11 +47,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--max-images", f->opt.max_images_per_request, "Images per request at most (default 16)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--device", f->device, "auto or cpu (this build has only the CPU engine)")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->callback([f] {
-    if (f->device == "cuda")
-      throw Error("--device cuda: this build has no CUDA backend (only the CPU engine); use --device cpu or auto");
     if (f->opt.api_key.empty())
       if (const char* k = std::getenv("VARCODE_API_KEY"); k && *k) f->opt.api_key = k;
     f->opt.max_body_bytes = static_cast<size_t>(f->max_body_mb) << 20;

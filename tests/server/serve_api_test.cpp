@@ -4,6 +4,7 @@
 
 #include "server/serve_util.hpp"
 #include "varcode/io.hpp"
+#include "varcode/runtime.hpp"
 
 namespace varcode::test {
 
@@ -423,7 +424,9 @@ TEST(ServeCliLimits, ApiKeyIsRequiredEverywhereButHealthAndThePage) {
 
 TEST(ServeCliLimits, BadFlagsAreErrors) {
   TempDir tmp;
-  expect_failure(run_cli("serve --device cuda", tmp), "no CUDA backend", tmp);
+  if (!cuda_unavailable_reason(0).empty())
+    expect_failure(run_cli("serve --device cuda", tmp), "--device cuda: " + cuda_unavailable_reason(0), tmp);
+  expect_failure(run_cli("serve --device tpu", tmp), "is not a device", tmp);
   expect_failure(run_cli("serve --host 203.0.113.7 --port 1", tmp), "cannot listen", tmp);
   RunResult r = run_cli("serve --max-batch 0", tmp);
   EXPECT_NE(r.exit_code, 0);

@@ -1,5 +1,7 @@
 #include "kernels/cuda/cuda_backend.hpp"
 
+#include <dlfcn.h>
+
 #include <map>
 #include <mutex>
 
@@ -29,6 +31,14 @@ std::string unavailable_reason(int gpu) {
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     cudaGetLastError();
+    // cudart reports a missing driver as an old one: tell the two apart.
+    if (void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+      dlclose(driver);
+      return std::string("the NVIDIA driver cannot run this build's CUDA ") + std::to_string(CUDART_VERSION / 1000) +
+             " code (" + cudaGetErrorString(e) + "; a newer driver is needed)";
+    }
+    if (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice)
+      return "no NVIDIA driver on this machine (libcuda.so.1 not found)";
     return std::string("no usable CUDA driver or GPU (") + cudaGetErrorString(e) + ")";
   }
   if (count == 0) return "no CUDA GPU on this machine";

@@ -11,8 +11,9 @@
 //   sampling.cu             codebook_weights, sample, embed_tokens, nearest_code
 //   latent_ops.cu           to_channel_major, to_token_major, bicubic_resize, area_resize, axpby,
 //                           blend, add_mul
-//   vae_ops.cu              conv_weights, conv2d, conv2d_nhwc, group_norm_nhwc,
-//                           upsample_nearest2x_nhwc, vae_attention_nhwc, nchw_to_nhwc, nhwc_to_nchw
+//   vae_conv.cu             conv_weights, conv2d, conv2d_nhwc
+//   vae_ops.cu              group_norm_nhwc, upsample_nearest2x_nhwc, vae_attention_nhwc,
+//                           nchw_to_nhwc, nhwc_to_nchw, bf16_activations
 #pragma once
 #include "backend/backend.hpp"
 

@@ -40,7 +40,7 @@ inline std::shared_ptr<const backend::Backend> cpu() { return backend::cpu_backe
 inline Tensor up(const backend::Backend& be, const Tensor& host) { return be.to_device(host); }
 inline Tensor down(const backend::Backend& be, const Tensor& t) { return be.to_host(t); }
 
-// A host f32 tensor of `shape` with values in [-scale, scale).
+// A host f32 tensor of `shape`, normal values of standard deviation `scale` (test::random_vector).
 inline Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.0f) {
   Tensor t = Tensor::empty(DType::f32, shape);
   const auto v = random_vector(t.numel(), seed, scale);
