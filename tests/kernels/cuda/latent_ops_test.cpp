@@ -42,8 +42,8 @@ void report(const std::string& what, double err, double bound) {
 // y = op(x) on a backend: x uploaded, y [shape] allocated there, y brought back.
 template <typename Op>
 Tensor map_op(const backend::Backend& be, const Tensor& x, const Shape& y_shape, Op op) {
-  const Tensor xd = be.to_device(x);
-  Tensor yd = be.zeros(DType::f32, y_shape);
+  const Tensor xd = be.to_device(x);          // [B, ...]
+  Tensor yd = be.zeros(DType::f32, y_shape);  // y_shape
   op(be, xd, yd);
   return be.to_host(yd);
 }
@@ -60,8 +60,8 @@ TEST(CudaLatentOps, LayoutChangesAreExact) {
   auto to_tm = [](const backend::Backend& be, const Tensor& x, Tensor& y) { be.to_token_major(x, y); };
   EXPECT_EQ(max_abs_diff(map_op(*cpu(), maps, {B, h * w, C}, to_tm), map_op(*gpu, maps, {B, h * w, C}, to_tm)), 0.0);
   // And a shape whose output does not hold the input is refused.
-  const Tensor xd = gpu->to_device(tokens);
-  Tensor bad = gpu->zeros(DType::f32, {B, C, h, w + 1});
+  const Tensor xd = gpu->to_device(tokens);               // [B, l, C]
+  Tensor bad = gpu->zeros(DType::f32, {B, C, h, w + 1});  // [B, C, h, w + 1]: one column too many
   EXPECT_THROW(gpu->to_channel_major(xd, bad), Error);
 }
 
@@ -121,7 +121,7 @@ TEST(CudaLatentOps, ElementwiseOpsMatchTheCpu) {
   const double mx = max_abs(x), my = max_abs(y);
 
   auto axpby = [&](const backend::Backend& be) {
-    Tensor xd = be.to_device(x), yd = be.to_device(y);
+    Tensor xd = be.to_device(x), yd = be.to_device(y);                                // [n]
     be.axpby(0.37f, xd.data<float>(), -1.9f, yd.data<float>(), n, xd.data<float>());  // out = x
     return be.to_host(xd);
   };
@@ -131,9 +131,9 @@ TEST(CudaLatentOps, ElementwiseOpsMatchTheCpu) {
   EXPECT_LE(axpby_err, derived(axpby_bound));
 
   auto add_mul = [&](const backend::Backend& be) {
-    Tensor xd = be.to_device(x);
+    Tensor xd = be.to_device(x);                                    // [n]
     be.add_mul(xd.data<float>(), n, 1.0f, 0.5f, xd.data<float>());  // [-1, 1] -> [0, 1], in place
-    Tensor out = be.zeros(DType::f32, {n});
+    Tensor out = be.zeros(DType::f32, {n});                         // [n]
     be.add_mul(xd.data<float>(), n, -0.3f, 2.7f, out.data<float>());
     return be.to_host(out);
   };
@@ -144,11 +144,11 @@ TEST(CudaLatentOps, ElementwiseOpsMatchTheCpu) {
 
   // blend: f_hat [B, C, PP] toward gt [C, PP] where keep [PP] is 1, partly at fractions.
   const int64_t B = 3, C = 5, PP = 37;
-  const Tensor f_hat = random_tensor({B, C, PP}, 32), gt = random_tensor({C, PP}, 33);
-  Tensor keep = Tensor::empty(DType::f32, {PP});  // [PP]
+  const Tensor f_hat = random_tensor({B, C, PP}, 32), gt = random_tensor({C, PP}, 33);  // [B, C, PP], [C, PP]
+  Tensor keep = Tensor::empty(DType::f32, {PP});                                        // [PP]
   for (int64_t p = 0; p < PP; ++p) keep.data<float>()[p] = p % 3 == 0 ? 1.0f : (p % 3 == 1 ? 0.0f : 0.3f);
   auto blend = [&](const backend::Backend& be) {
-    Tensor fd = be.to_device(f_hat), gd = be.to_device(gt), kd = be.to_device(keep);
+    Tensor fd = be.to_device(f_hat), gd = be.to_device(gt), kd = be.to_device(keep);  // [B, C, PP], [C, PP], [PP]
     be.blend(fd.data<float>(), gd.data<float>(), kd.data<float>(), B, C, PP);
     return be.to_host(fd);
   };

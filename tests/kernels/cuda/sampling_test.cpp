@@ -178,7 +178,7 @@ TEST(CudaSampling, DrawsMatchTheCpu) {
       image_draw(11, 0, 0, 0, 1.0),     image_draw(12, 3, 900, 0, 0.7), image_draw(11, 1, 0, 0.85, 1.3),
       image_draw(99, 2, 600, 0.7, 0.9), image_draw(5, 4, 1, 0, 1.0),    image_draw(7, 5, 40, 0.95, 0.6),
   };
-  const Tensor dr = draws_tensor(draws);
+  const Tensor dr = draws_tensor(draws);  // [B] ImageDraw
   const std::vector<int> scales = {0, 4, 9};
   const int64_t allowed = allowed_mismatches(B * l * static_cast<int64_t>(scales.size()));
   int64_t total = 0, mismatched = 0, filtered = 0;
@@ -208,7 +208,7 @@ TEST(CudaSampling, SmoothLatentMatchesTheCpu) {
       image_draw(3, 2, 0, 0.9, 1.0, 0),
       image_draw(8, 3, 50, 0.8, 0.8, 1),
   };
-  const Tensor dr = draws_tensor(draws);
+  const Tensor dr = draws_tensor(draws);  // [B] ImageDraw
   for (int scale : {2, 9}) {
     const Tensor logits = logits_for(B, l, V, 200 + static_cast<uint32_t>(scale), 2.0f, {1});  // [B, l, V]
     const double ratio = scale / 9.0;
@@ -231,7 +231,7 @@ TEST(CudaSampling, OddVocabulariesMatchTheCpu) {
         image_draw(1, 0, 0, 0, 1.0),      image_draw(2, 1, k, 0, 1.0),    image_draw(3, 2, 0, 0.6, 1.2),
         image_draw(4, 3, k, 0.9, 0.9, 1), image_draw(5, 4, 1, 0, 1.0, 0),
     };
-    const Tensor dr = draws_tensor(draws);
+    const Tensor dr = draws_tensor(draws);                                                    // [B] ImageDraw
     const Tensor logits = logits_for(B, l, V, 300 + static_cast<uint32_t>(V), 1.5f, {1, 4});  // [B, l, V]
     const Drawn c = run_sample(*cpu(), *cb.cpu, logits, dr, 5, 5 / 9.0);
     const Drawn g = run_sample(*gpu, *cb.gpu, logits, dr, 5, 5 / 9.0);
@@ -245,8 +245,8 @@ TEST(CudaSampling, TooLargeAVocabularyIsRefused) {
   VARCODE_REQUIRE_GPU_BACKEND(gpu);
   const int64_t V = 1 << 16, C = 2;
   const Codebooks cb = codebooks(*gpu, V, C, 74);
-  const Tensor dr = draws_tensor({image_draw(1, 0, 0, 0, 1.0)});
-  const Tensor logits = logits_for(1, 1, V, 400, 1.0f, {});
+  const Tensor dr = draws_tensor({image_draw(1, 0, 0, 0, 1.0)});  // [1] ImageDraw
+  const Tensor logits = logits_for(1, 1, V, 400, 1.0f, {});       // [1, 1, V]
   try {
     run_sample(*gpu, *cb.gpu, logits, dr, 0, 0.0);
     FAIL() << "V = 65536 was accepted";
@@ -270,12 +270,12 @@ TEST(CudaCodebook, NearestCodeIsTheCpus) {
     std::memcpy(z.data<float>(), e + 10 * C, sizeof(float) * static_cast<size_t>(C));           // the tie
     std::memcpy(z.data<float>() + C, e + (V - 1) * C, sizeof(float) * static_cast<size_t>(C));  // the last code
     auto nearest = [&](const backend::Backend& be, const backend::CodebookWeights& cb) {
-      Tensor zd = be.to_device(z);
+      Tensor zd = be.to_device(z);             // [n, Cvae]
       Tensor idx = be.zeros(DType::i64, {n});  // [n]
       be.nearest_code(cb, zd.data<float>(), n, idx.data<int64_t>());
       return be.to_host(idx);
     };
-    const Tensor ic = nearest(*cpu(), *cb_cpu), ig = nearest(*gpu, *cb_gpu);
+    const Tensor ic = nearest(*cpu(), *cb_cpu), ig = nearest(*gpu, *cb_gpu);  // [n]
     EXPECT_EQ(ic.data<int64_t>()[0], 10);
     EXPECT_EQ(ig.data<int64_t>()[0], 10) << "an exact tie goes to the lower index";
     EXPECT_EQ(ig.data<int64_t>()[1], V - 1);
@@ -294,7 +294,7 @@ TEST(CudaCodebook, EmbedTokensCopiesRows) {
   Tensor idx = Tensor::empty(DType::i64, {n});  // [n]
   for (int64_t i = 0; i < n; ++i) idx.data<int64_t>()[i] = (i * 379 + 11) % V;
   auto embed = [&](const backend::Backend& be, const backend::CodebookWeights& cb) {
-    Tensor id = be.to_device(idx);
+    Tensor id = be.to_device(idx);            // [n]
     Tensor h = be.zeros(DType::f32, {n, C});  // [n, Cvae]
     be.embed_tokens(cb, id.data<int64_t>(), n, h.data<float>());
     return be.to_host(h);
