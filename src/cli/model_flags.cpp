@@ -20,7 +20,8 @@ namespace varcode::cli {
 void add_device_flags(CLI::App* cmd, DeviceFlags& f) {
   cmd->add_option("--device", f.device,
                   "Where to run: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:I")
-      ->default_str("auto");
+      ->default_str("auto")
+      ->each([&f](const std::string&) { f.device_given = true; });
   cmd->add_option("--gpu", f.gpu, "The CUDA GPU to use (0, 1, ...; default 0, or shard r mod the GPUs under sharding)")
       ->check(CLI::Range(0, 1023));
 }
@@ -34,7 +35,7 @@ Device device_from_flags(const DeviceFlags& f) {
   std::string why;
   const Device d = choose_device(f.device, gpu, &why);
   static bool said = false;  // once per process (serve and sample open more than one model)
-  if (!f.quiet && !said && (d.type == DeviceType::cuda || f.device != "auto")) {
+  if (!f.quiet && !said && (d.type == DeviceType::cuda || f.device_given)) {
     std::fprintf(stderr, "varcode: %s\n", why.c_str());
     said = true;
   }

@@ -13,6 +13,7 @@ namespace varcode::cli {
 // --device auto|cpu|cuda|cuda:I and --gpu I (every command that runs a model).
 struct DeviceFlags {
   std::string device = "auto";
+  bool device_given = false;  // an explicit --device auto also says where it ran
   int gpu = -1;
   int shard = -1;  // sample under sharding: with no --gpu, shard r takes GPU r mod the GPU count
   bool quiet = false;
