@@ -225,7 +225,8 @@ varcode_status varcode_generator_open_on(const varcode_model_files* files, varco
                     std::to_string(mf.draft_steps));
   return guarded(nullptr, {mf.vae, mf.model, mf.drafter, mf.refiner}, nullptr, [&] {
     auto handle = std::make_unique<varcode_generator>();
-    handle->gen = varcode::Generator::open(mf, compute_dtype_of(dtype), varcode::choose_device(device ? device : "cpu"));
+    handle->gen =
+        varcode::Generator::open(mf, compute_dtype_of(dtype), varcode::choose_device(device ? device : "cpu"));
     const std::string& names_of = mf.model.empty() ? mf.drafter : mf.model;
     if (names_of.rfind("random:", 0) != 0)
       handle->class_names = varcode::load_class_names(names_of, handle->gen.num_classes());

@@ -7,12 +7,12 @@
 #include <fstream>
 #include <string>
 
+#include "api/random_checkpoint.hpp"
 #include "api/thread_budget.hpp"
 #include "backend/devices.hpp"
 #include "io/checkpoint.hpp"
 #include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
-#include "api/random_checkpoint.hpp"
 #include "model/var_transformer.hpp"
 #include "model/vqvae.hpp"
 #include "varcode/runtime.hpp"

@@ -127,7 +127,7 @@ Tensor VqvaeModel::decode_tokens(const Tensor& tokens_BL, const std::vector<int>
                 std::to_string(token_count(patch_nums)) + " tokens");
   detail::ThreadLease lease;
   const backend::Backend& be = impl_->vae.backend();
-  Tensor img = impl_->vae.tokens_to_img(tokens_BL, patch_nums);                // [B, 3, H, W]
+  Tensor img = impl_->vae.tokens_to_img(tokens_BL, patch_nums);               // [B, 3, H, W]
   be.add_mul(img.data<float>(), img.numel(), 1.0f, 0.5f, img.data<float>());  // the reference's add_(1).mul_(0.5)
   return be.to_host(img);
 }

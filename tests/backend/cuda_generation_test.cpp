@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_test_util.hpp"
+#include "sampling_presets.hpp"
 #include "varcode/generator.hpp"
 #include "varcode/vqvae.hpp"
 
@@ -41,23 +42,6 @@ Device first_gpu() {
   return {DeviceType::cuda, idx ? std::atoi(idx) : 0};
 }
 
-SamplingOptions greedy() {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_k = 1;
-  s.top_p = 0;
-  return s;
-}
-
-SamplingOptions stochastic() {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_k = 600;
-  s.top_p = 0.96;
-  s.temperature = {1.1};
-  return s;
-}
-
 int64_t differing_tokens(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return a.numel() + b.numel();
   int64_t n = 0;
@@ -78,13 +62,13 @@ int images_differing(const Tensor& a, const Tensor& b) {
   return n;
 }
 
-#define VARCODE_GPU_OR_SKIP()                                                                             \
-  do {                                                                                                    \
-    const std::string why_ = cuda_unavailable_reason(first_gpu().index);                                  \
-    if (!why_.empty()) {                                                                                  \
-      if (test::gpu_required()) FAIL() << "VARCODE_REQUIRE_GPU=1: " << why_;                              \
-      GTEST_SKIP() << "no CUDA GPU: " << why_;                                                            \
-    }                                                                                                     \
+#define VARCODE_GPU_OR_SKIP()                                                \
+  do {                                                                       \
+    const std::string why_ = cuda_unavailable_reason(first_gpu().index);     \
+    if (!why_.empty()) {                                                     \
+      if (test::gpu_required()) FAIL() << "VARCODE_REQUIRE_GPU=1: " << why_; \
+      GTEST_SKIP() << "no CUDA GPU: " << why_;                               \
+    }                                                                        \
   } while (0)
 
 TEST(CudaGeneration, F32GreedyTokensAndImagesMatchTheCpu) {
@@ -96,7 +80,7 @@ TEST(CudaGeneration, F32GreedyTokensAndImagesMatchTheCpu) {
     GenerateRequest req;
     req.classes = {0, 3, 7, 9};
     req.seed = 11;
-    req.sampling = greedy();
+    req.sampling = test::greedy_sampling();
     const GenerateResult a = cpu.generate(req), b = gpu.generate(req);
     EXPECT_EQ(differing_tokens(a.tokens, b.tokens), 0);
     EXPECT_EQ(b.images.device(), Device{});
@@ -112,7 +96,7 @@ TEST(CudaGeneration, F32SampledImagesMatchTheCpuButForRareBoundaryDraws) {
   GenerateRequest req;
   for (int i = 0; i < 40; ++i) req.classes.push_back(i % 10);
   req.seed = 2026;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   const GenerateResult a = cpu.generate(req), b = gpu.generate(req);
   // The same draws on both devices: an image differs only where a uniform lands within f32
   // rounding (~1e-6 of the logits' scale) of a CDF boundary, about 130 draws x 1e-5 per image.
@@ -124,7 +108,7 @@ TEST(CudaGeneration, Bf16IsAsCloseToF32AsTheCpusBf16) {
   GenerateRequest req;
   req.classes = {1, 5};
   req.seed = 4;
-  req.sampling = greedy();
+  req.sampling = test::greedy_sampling();
   const GenerateResult cpu32 = Generator::open(shipped_pair(3), ComputeDType::f32, Device{}).generate(req);
   const GenerateResult cpu16 = Generator::open(shipped_pair(3), ComputeDType::bf16, Device{}).generate(req);
   const GenerateResult gpu16 = Generator::open(shipped_pair(3), ComputeDType::bf16, first_gpu()).generate(req);
@@ -134,7 +118,8 @@ TEST(CudaGeneration, Bf16IsAsCloseToF32AsTheCpusBf16) {
   if (differing_tokens(cpu32.tokens, cpu16.tokens) == 0 && differing_tokens(cpu32.tokens, gpu16.tokens) == 0) {
     EXPECT_LE(gpu_err, std::max(2 * cpu_err, 1e-2)) << "GPU bf16 vs f32 " << gpu_err << ", CPU bf16 vs f32 " << cpu_err;
   }
-  EXPECT_LE(differing_tokens(cpu32.tokens, gpu16.tokens), std::max<int64_t>(4, 2 * differing_tokens(cpu32.tokens, cpu16.tokens)));
+  EXPECT_LE(differing_tokens(cpu32.tokens, gpu16.tokens),
+            std::max<int64_t>(4, 2 * differing_tokens(cpu32.tokens, cpu16.tokens)));
 }
 
 TEST(CudaGeneration, ImagesDoNotDependOnTheBatchTheyShare) {
@@ -143,7 +128,7 @@ TEST(CudaGeneration, ImagesDoNotDependOnTheBatchTheyShare) {
   GenerateRequest all;
   all.classes = {2, 4, 6, 8, 1, 3};
   all.seed = 9;
-  all.sampling = stochastic();
+  all.sampling = test::code_sampling();
   const GenerateResult together = gpu.generate(all);
   for (int i : {0, 4}) {
     GenerateRequest one = all;
@@ -152,7 +137,8 @@ TEST(CudaGeneration, ImagesDoNotDependOnTheBatchTheyShare) {
     const GenerateResult alone = gpu.generate(one);
     const int64_t L = alone.tokens.dim(1);
     for (int64_t t = 0; t < L; ++t)
-      ASSERT_EQ(alone.tokens.data<int64_t>()[t], together.tokens.data<int64_t>()[i * L + t]) << "image " << i << " token " << t;
+      ASSERT_EQ(alone.tokens.data<int64_t>()[t], together.tokens.data<int64_t>()[i * L + t])
+          << "image " << i << " token " << t;
   }
 }
 
@@ -164,14 +150,16 @@ TEST(CudaGeneration, CodeDraftsExactlyWhatTheDrafterDrawsAlone) {
   GenerateRequest req;
   req.classes = {0, 5, 9};
   req.seed = 17;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   const GenerateResult a = pair.generate(req), b = alone.generate(req);
   int64_t drafted = 0;
-  for (int s = 0; s < n; ++s) drafted += int64_t{pair.patch_nums()[static_cast<size_t>(s)]} * pair.patch_nums()[static_cast<size_t>(s)];
+  for (int s = 0; s < n; ++s)
+    drafted += int64_t{pair.patch_nums()[static_cast<size_t>(s)]} * pair.patch_nums()[static_cast<size_t>(s)];
   const int64_t L = a.tokens.dim(1);
   for (int64_t i = 0; i < a.tokens.dim(0); ++i)
     for (int64_t t = 0; t < drafted; ++t)
-      ASSERT_EQ(a.tokens.data<int64_t>()[i * L + t], b.tokens.data<int64_t>()[i * L + t]) << "image " << i << " token " << t;
+      ASSERT_EQ(a.tokens.data<int64_t>()[i * L + t], b.tokens.data<int64_t>()[i * L + t])
+          << "image " << i << " token " << t;
 }
 
 TEST(CudaGeneration, OfficialSizeRandomLogitsMatchTheCpu) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/emulated_device.hpp"
+#include "sampling_presets.hpp"
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
 
@@ -27,15 +28,6 @@ ModelFiles tiny_var() {
   f.vae = test::fixture("tiny/vae.pth");
   f.model = test::fixture("tiny/drafter.pth");
   return f;
-}
-
-SamplingOptions stochastic() {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_k = 600;
-  s.top_p = 0.96;
-  s.temperature = {1.1};
-  return s;
 }
 
 void expect_same(const GenerateResult& a, const GenerateResult& b) {
@@ -61,7 +53,7 @@ TEST_P(DeviceCrossing, CollaborativeGenerationCrossesOnlyLabelsTokensAndImages) 
   GenerateRequest req;
   req.classes = {207, 980, 1};
   req.seed = 3;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   const int64_t B = 3, L = on_cpu.total_tokens(), S = on_cpu.image_size();
   for (int run = 0; run < 2; ++run) {
     device->reset_crossings();
@@ -91,7 +83,7 @@ TEST_P(DeviceCrossing, VarGenerationCrossesOncePerBatch) {
   req.classes = {5, 6};
   req.seed = 11;
   req.batch = 1;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   device->reset_crossings();
   GenerateResult d = on_device.generate(req);
   expect_same(d, on_cpu.generate(req));
@@ -114,7 +106,7 @@ TEST_P(DeviceCrossing, EditCrossesThePictureAndMaskInOnly) {
     for (int64_t x = 0; x < S; ++x) req.mask.data<float>()[y * S + x] = 1.0f;
   req.class_label = 42;
   req.seed = 9;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   device->reset_crossings();
   GenerateResult d = on_device.edit(req);
   expect_same(d, on_cpu.edit(req));

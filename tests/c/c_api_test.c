@@ -124,8 +124,7 @@ static void check_open_errors(void) {
               "'gpu' is not a device");
   CHECK(g == NULL);
   if (varcode_cuda_device_count() == 0) /* where no GPU can run it, cuda is refused saying so */
-    CHECK_FAILS(varcode_generator_open_on(&f, VARCODE_DTYPE_F32, "cuda", &g), VARCODE_ERROR_INVALID_ARGUMENT,
-                "cuda");
+    CHECK_FAILS(varcode_generator_open_on(&f, VARCODE_DTYPE_F32, "cuda", &g), VARCODE_ERROR_INVALID_ARGUMENT, "cuda");
   f.vae = model_path("no_such_vae.pth");
   CHECK_FAILS(varcode_generator_open(&f, VARCODE_DTYPE_F32, &g), VARCODE_ERROR_FILE, "no_such_vae.pth");
   f.vae = model_path("fashion_drafter.pth"); /* a VAR transformer given as the VQ-VAE */

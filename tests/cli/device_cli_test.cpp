@@ -16,8 +16,8 @@ using test::expect_failure;
 using test::run_cli;
 using test::TempDir;
 const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models/";
-const std::string kPair = "--vae " + kModels + "fashion_vae.pth --drafter " + kModels + "fashion_drafter.pth --refiner " +
-                          kModels + "fashion_refiner.pth --draft-steps 3";
+const std::string kPair = "--vae " + kModels + "fashion_vae.pth --drafter " + kModels +
+                          "fashion_drafter.pth --refiner " + kModels + "fashion_refiner.pth --draft-steps 3";
 
 std::string read_file(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
@@ -29,9 +29,9 @@ bool no_gpu() { return !cuda_unavailable_reason(0).empty(); }
 TEST(DeviceCli, CudaWithoutAGpuFailsNamingWhy) {
   if (!no_gpu()) GTEST_SKIP() << "a CUDA GPU is usable here: tests/backend/cuda_generation_test.cpp covers it";
   TempDir tmp;
-  for (const std::string& cmd : std::vector<std::string>{"generate --class 1 --out " + tmp.path("a.png") + " " + kPair,
-                                "bench --runs 1 --warmup 0 " + kPair,
-                                "decode --tokens " + tmp.path("none.npy") + " --out " + tmp.path("d.png")}) {
+  for (const std::string& cmd : std::vector<std::string>{
+           "generate --class 1 --out " + tmp.path("a.png") + " " + kPair, "bench --runs 1 --warmup 0 " + kPair,
+           "decode --tokens " + tmp.path("none.npy") + " --out " + tmp.path("d.png")}) {
     const auto r = run_cli(cmd + " --device cuda", tmp);
     expect_failure(r, "--device cuda: " + cuda_unavailable_reason(0), tmp);
     EXPECT_EQ(r.exit_code, 1) << r.err;  // a usage / environment error, not an internal one
@@ -67,9 +67,9 @@ TEST(DeviceCli, BadDeviceNamesAreRefused) {
 TEST(DeviceCli, Int8IsRefusedOnAGpuBeforeLoading) {
   if (no_gpu()) GTEST_SKIP() << "no CUDA GPU: " << cuda_unavailable_reason(0);
   TempDir tmp;
-  expect_failure(run_cli("generate --class 1 --out " + tmp.path("a.png") + " " + kPair + " --device cuda --dtype int8",
-                         tmp),
-                 "--dtype int8 is a CPU feature", tmp);
+  expect_failure(
+      run_cli("generate --class 1 --out " + tmp.path("a.png") + " " + kPair + " --device cuda --dtype int8", tmp),
+      "--dtype int8 is a CPU feature", tmp);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "model/token_parity.hpp"
+#include "sampling_presets.hpp"
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
 #include "varcode/io.hpp"
@@ -23,21 +24,12 @@ Tensor picture01() {
   return out;
 }
 
-SamplingOptions greedy() {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_k = 1;
-  s.top_p = 0;
-  s.temperature = {1.0};
-  return s;
-}
-
 void check_case(const Generator& gen, const std::string& name) {
   EditRequest req;
   req.image = picture01();
   req.mask = load_npy(test::fixture("tiny/inpaint_mask.npy"));
   req.class_label = 207;
-  req.sampling = greedy();
+  req.sampling = test::greedy_sampling();
   GenerateResult res = gen.edit(req);
   Tensor want = load_npy(test::fixture("tiny/" + name + "_tokens.npy"));
   Tensor gap = load_npy(test::fixture("tiny/" + name + "_gap.npy"));

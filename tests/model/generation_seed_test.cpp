@@ -3,6 +3,7 @@
 // alone.
 #include <gtest/gtest.h>
 
+#include "sampling_presets.hpp"
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
 
@@ -18,14 +19,6 @@ ModelFiles tiny_pair(int n) {
   return f;
 }
 
-SamplingOptions stochastic() {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_k = 600;
-  s.top_p = 0.96;
-  s.temperature = {1.1};
-  return s;
-}
 }  // namespace
 
 class GenerationSeedDtype : public ::testing::TestWithParam<ComputeDType> {};
@@ -35,20 +28,22 @@ TEST_P(GenerationSeedDtype, ImageIndependentOfBatchAndCompanions) {
   GenerateRequest all;
   all.classes = {207, 980, 1, 33};
   all.seed = 7;
-  all.sampling = stochastic();
+  all.sampling = test::code_sampling();
   GenerateResult a = gen.generate(all);  // one batch of 4
   all.batch = 1;
   GenerateResult b = gen.generate(all);  // four batches of 1
   const int64_t L = gen.total_tokens();
-  for (int64_t i = 0; i < 4 * L; ++i) ASSERT_EQ(a.tokens.data<int64_t>()[i], b.tokens.data<int64_t>()[i]) << "position " << i;
+  for (int64_t i = 0; i < 4 * L; ++i)
+    ASSERT_EQ(a.tokens.data<int64_t>()[i], b.tokens.data<int64_t>()[i]) << "position " << i;
   // Image 2 alone, asked for with its index, is the same picture.
   GenerateRequest one;
   one.classes = {1};
   one.seed = 7;
   one.first_index = 2;
-  one.sampling = stochastic();
+  one.sampling = test::code_sampling();
   GenerateResult c = gen.generate(one);
-  for (int64_t t = 0; t < L; ++t) ASSERT_EQ(c.tokens.data<int64_t>()[t], a.tokens.data<int64_t>()[2 * L + t]) << "token " << t;
+  for (int64_t t = 0; t < L; ++t)
+    ASSERT_EQ(c.tokens.data<int64_t>()[t], a.tokens.data<int64_t>()[2 * L + t]) << "token " << t;
   const int64_t px = 3 * gen.image_size() * gen.image_size();
   EXPECT_LE(test::max_abs_diff(c.images.data<float>(), a.images.data<float>() + 2 * px, px), 1e-5);
   // Another seed gives another picture.
@@ -71,7 +66,7 @@ TEST(GenerationSeed, CodeDraftsWhatTheDrafterDrawsAlone) {
   GenerateRequest req;
   req.classes = {207, 980};
   req.seed = 123;
-  req.sampling = stochastic();
+  req.sampling = test::code_sampling();
   GenerateResult a = code.generate(req);
   GenerateResult b = var.generate(req);
   const int64_t L = code.total_tokens();
@@ -80,7 +75,8 @@ TEST(GenerationSeed, CodeDraftsWhatTheDrafterDrawsAlone) {
   for (int si = 0; si < N; ++si) drafted += pn[static_cast<size_t>(si)] * pn[static_cast<size_t>(si)];
   for (int64_t img = 0; img < 2; ++img)
     for (int64_t t = 0; t < drafted; ++t)
-      ASSERT_EQ(a.tokens.data<int64_t>()[img * L + t], b.tokens.data<int64_t>()[img * L + t]) << "image " << img << " token " << t;
+      ASSERT_EQ(a.tokens.data<int64_t>()[img * L + t], b.tokens.data<int64_t>()[img * L + t])
+          << "image " << img << " token " << t;
   // The refined scales come from another model: they differ.
   int differ = 0;
   for (int64_t t = drafted; t < L; ++t) differ += a.tokens.data<int64_t>()[t] != b.tokens.data<int64_t>()[t];

@@ -43,13 +43,14 @@ std::string unavailable_reason(int gpu) {
   }
   if (count == 0) return "no CUDA GPU on this machine";
   if (gpu < 0 || gpu >= count)
-    return "GPU " + std::to_string(gpu) + " does not exist (this machine has " + std::to_string(count) +
-           " CUDA GPU" + (count == 1 ? "" : "s") + ", numbered from 0)";
+    return "GPU " + std::to_string(gpu) + " does not exist (this machine has " + std::to_string(count) + " CUDA GPU" +
+           (count == 1 ? "" : "s") + ", numbered from 0)";
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, gpu) != cudaSuccess) return "cannot query GPU " + std::to_string(gpu);
   if (prop.major < 8)
     return std::string("GPU ") + std::to_string(gpu) + " (" + prop.name + ") has compute capability " +
-           std::to_string(prop.major) + "." + std::to_string(prop.minor) + "; varcode's CUDA backend needs 8.0 or newer";
+           std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+           "; varcode's CUDA backend needs 8.0 or newer";
   if (const char* why = cublaslt_unavailable_reason(); why && *why) return why;
   return {};
 }

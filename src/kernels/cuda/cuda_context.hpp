@@ -15,10 +15,10 @@ namespace varcode::kernels::cuda {
 
 [[noreturn]] void throw_cuda_error(cudaError_t e, const char* what, const char* file, int line);
 
-#define VARCODE_CUDA_CHECK(expr)                                                               \
-  do {                                                                                         \
-    const cudaError_t varcode_cuda_e_ = (expr);                                                \
-    if (varcode_cuda_e_ != cudaSuccess)                                                        \
+#define VARCODE_CUDA_CHECK(expr)                                                              \
+  do {                                                                                        \
+    const cudaError_t varcode_cuda_e_ = (expr);                                               \
+    if (varcode_cuda_e_ != cudaSuccess)                                                       \
       ::varcode::kernels::cuda::throw_cuda_error(varcode_cuda_e_, #expr, __FILE__, __LINE__); \
   } while (0)
 

@@ -32,19 +32,8 @@ using backend::Backend;
 constexpr int64_t D = 64;
 constexpr double kU = 0x1p-24;
 
-bool measuring() {
-  const char* v = std::getenv("VARCODE_TEST_MEASURE");
-  return v && std::string(v) == "1";
-}
-
-void expect_within(double err, double bound, const std::string& what) {
-  if (measuring()) {
-    std::printf("[measure] %s: max abs err %.3g (bound %.3g)\n", what.c_str(), err, bound);
-    EXPECT_TRUE(std::isfinite(err)) << what;
-    return;
-  }
-  EXPECT_LE(err, bound) << what;
-}
+using test::expect_within;
+using test::measuring;
 
 bool kv_cache_forced_f32() {
   const char* kv = std::getenv("VARCODE_KV_CACHE");

@@ -9,6 +9,8 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -36,6 +38,22 @@ inline std::shared_ptr<const backend::Backend> gpu_backend(std::string& why) {
 
 inline std::shared_ptr<const backend::Backend> cpu() { return backend::cpu_backend(); }
 
+inline bool measuring() {
+  const char* v = std::getenv("VARCODE_TEST_MEASURE");
+  return v && std::string(v) == "1";
+}
+
+// EXPECT_LE(err, bound) for a bound derived from the arithmetic; under VARCODE_TEST_MEASURE=1 a
+// printed line instead (the measured figures the bounds will follow once a GPU has run them).
+inline void expect_within(double err, double bound, const std::string& what) {
+  if (measuring()) {
+    std::printf("[measure] %s: max abs err %.3g (bound %.3g)\n", what.c_str(), err, bound);
+    EXPECT_TRUE(std::isfinite(err)) << what;
+    return;
+  }
+  EXPECT_LE(err, bound) << what;
+}
+
 // Host tensor -> the backend's device, and back (both copies).
 inline Tensor up(const backend::Backend& be, const Tensor& host) { return be.to_device(host); }
 inline Tensor down(const backend::Backend& be, const Tensor& t) { return be.to_host(t); }
@@ -51,13 +69,13 @@ inline Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.0f) {
 }  // namespace varcode::test
 
 // The GPU backend for this test, or skip (fail under VARCODE_REQUIRE_GPU=1) saying why.
-#define VARCODE_REQUIRE_GPU_BACKEND(var)                                               \
-  std::shared_ptr<const ::varcode::backend::Backend> var;                              \
-  {                                                                                    \
-    std::string varcode_why_;                                                          \
-    var = ::varcode::test::gpu_backend(varcode_why_);                                  \
-    if (!var) {                                                                        \
+#define VARCODE_REQUIRE_GPU_BACKEND(var)                                                        \
+  std::shared_ptr<const ::varcode::backend::Backend> var;                                       \
+  {                                                                                             \
+    std::string varcode_why_;                                                                   \
+    var = ::varcode::test::gpu_backend(varcode_why_);                                           \
+    if (!var) {                                                                                 \
       if (::varcode::test::gpu_required()) FAIL() << "VARCODE_REQUIRE_GPU=1: " << varcode_why_; \
-      GTEST_SKIP() << "no CUDA GPU: " << varcode_why_;                                 \
-    }                                                                                  \
+      GTEST_SKIP() << "no CUDA GPU: " << varcode_why_;                                          \
+    }                                                                                           \
   }

@@ -26,20 +26,8 @@ using backend::Epilogue;
 
 constexpr double kU = 0x1p-24;  // f32 unit roundoff
 
-bool measuring() {
-  const char* v = std::getenv("VARCODE_TEST_MEASURE");
-  return v && std::string(v) == "1";
-}
-
-// EXPECT_LE(err, bound), or under VARCODE_TEST_MEASURE=1 a printed line.
-void expect_within(double err, double bound, const std::string& what) {
-  if (measuring()) {
-    std::printf("[measure] %s: max abs err %.3g (bound %.3g)\n", what.c_str(), err, bound);
-    EXPECT_TRUE(std::isfinite(err)) << what;
-    return;
-  }
-  EXPECT_LE(err, bound) << what;
-}
+using test::expect_within;
+using test::measuring;
 
 float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
