@@ -87,6 +87,7 @@ void register_bench(CLI::App& app) {
     j["model"] = f->pipe.model.empty() ? f->pipe.drafter + " + " + f->pipe.refiner : f->pipe.model;
     if (gen.collaborative()) j["draft_steps"] = gen.draft_steps();
     j["dtype"] = dtype_name(gen.compute_dtype());
+    j["kernels"] = kernel_path(gen.compute_dtype());
     j["threads"] = num_threads();
     j["batch"] = f->batch;
     j["runs"] = f->runs;
@@ -107,6 +108,7 @@ void register_bench(CLI::App& app) {
     std::printf("%-28s %s\n", "mode", j["mode"].get<std::string>().c_str());
     std::printf("%-28s %s, %d thread(s), batch %d, %d run(s)\n", "dtype", dtype_name(gen.compute_dtype()),
                 num_threads(), f->batch, f->runs);
+    std::printf("%-28s %s\n", "kernels", j["kernels"].get<std::string>().c_str());
     std::printf("%-28s %.3f\n", "seconds per image (median)", spi);
     std::printf("%-28s %.3f\n", "images per second", 1.0 / spi);
     std::printf("%-28s drafter %.3f  refiner %.3f  vae %.3f\n", "stage seconds per image", median(drafter),
