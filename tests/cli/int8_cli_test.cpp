@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/cli_util.hpp"
 #include "io/npy.hpp"
@@ -29,14 +30,25 @@ std::string run_ok(const std::string& args, const TempDir& tmp) {
   return r.out;
 }
 
-// Sets an environment variable for the commands this test runs, and unsets it after.
+// Sets an environment variable for the commands this test runs, and puts back what was there
+// after (a VARCODE_INT8_ISA the whole test run was started with stays for the tests after).
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
-  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      ::setenv(name_, old_.c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
 
  private:
   const char* name_;
+  std::string old_;
+  bool had_ = false;
 };
 
 TEST(CliInt8, RefusedWithoutVnni) {
