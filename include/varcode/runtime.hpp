@@ -22,7 +22,7 @@ void set_threads_per_request(int n);
 bool cpu_has_bf16();
 
 // The kernels a compute dtype (f32, bf16 or i8) runs on this CPU, e.g.
-// "gemm=avx512bf16,isa=avx512f", or "gemm=avx512f32,int8=avxvnni,isa=avx2" under int8 (gemm: the
+// "gemm=avx512bf16,isa=avx512f", or "gemm=onednn,int8=avxvnni,isa=avx2" under int8 (gemm: the
 // layers outside int8; int8: the int8 GEMM's kernel, int8_isa's name): CPUs on different paths
 // (or VARCODE_GEMM=onednn) round differently, so images made on them differ in their last bits.
 std::string kernel_path(DType compute);
