@@ -4,7 +4,7 @@
 //     ten scales for batch 1;
 //   - LinearF32: f32 weights, oneDNN vs AVX-512F, qkv / proj / fc1 / fc2 at row counts from one
 //     scale of a guided batch (2 rows) to a whole guided sequence (1360).
-//   - LinearInt8: the same weights quantised to int8 (AVX512-VNNI) vs bf16 (AVX512-BF16), qkv /
+//   - LinearInt8: the same weights quantised to int8 (int8_isa()'s kernel) vs bf16 (AVX512-BF16), qkv /
 //     proj / fc1 / fc2 at guided batch-1 row counts (2 = scale 0 ... 512 = the 16x16 scale).
 // A/B on a shared machine: run interleaved and read medians (OMP_NUM_THREADS=1 for one thread),
 //   build/varcode_microbench --benchmark_filter=LinearF32 --benchmark_repetitions=5
@@ -54,18 +54,19 @@ LayerShape layer(int which, int64_t c) {
 
 const Linear& cached_linear(GemmBackend backend, DType dtype, int which, int64_t c);
 
-// int8 (avx512vnni) against bf16 (avx512bf16) at the bf16 benchmark's shapes (issue #17): the same
+// int8 (the kernel of int8_isa(): VARCODE_INT8_ISA=avx512vnni-ymm times the 256-bit kernel on an
+// AVX512-VNNI CPU) against bf16 (avx512bf16) at the bf16 benchmark's shapes (issue #17): the same
 // weights, quantised per channel. Args: {int8 (0 = bf16, 1 = int8), C, layer, M}.
 void BM_LinearInt8(benchmark::State& state) {
   const bool int8 = state.range(0) != 0;
   if (int8 ? !kernels::cpu::Int8Gemm::supported() : !kernels::cpu::Bf16Gemm::supported()) {
-    state.SkipWithError(int8 ? "CPU without AVX512-VNNI" : "CPU without AVX512-BF16");
+    state.SkipWithError(int8 ? "CPU without AVX512-VNNI or AVX-VNNI" : "CPU without AVX512-BF16");
     return;
   }
   const int64_t c = state.range(1), m = state.range(3);
   const int which = static_cast<int>(state.range(2));
   const LayerShape s = layer(which, c);
-  const Linear& lin = int8 ? cached_linear(GemmBackend::avx512vnni, DType::i8, which, c)
+  const Linear& lin = int8 ? cached_linear(GemmBackend::int8, DType::i8, which, c)
                            : cached_linear(GemmBackend::avx512bf16, DType::bf16, which, c);
   std::vector<float> x(static_cast<size_t>(m * s.k)), y(static_cast<size_t>(m * s.n));  // [M, K], [M, N]
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 101) / 50.0f - 1.0f;
@@ -76,7 +77,8 @@ void BM_LinearInt8(benchmark::State& state) {
   }
   state.counters["FLOP/s"] =
       benchmark::Counter(static_cast<double>(2 * m * s.n * s.k), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(int8 ? "avx512vnni " : "avx512bf16 ") + s.name);
+  state.SetLabel(std::string(int8 ? kernels::cpu::int8_isa_name(kernels::cpu::int8_isa()) : "avx512bf16") + " " +
+                 s.name);
 }
 
 const Linear& cached_linear(GemmBackend backend, DType dtype, int which, int64_t c) {

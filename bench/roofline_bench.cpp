@@ -1,6 +1,7 @@
 // The machine's ceilings that the speed figures of issue #5 are judged against: the throughput of
 // a bare stream of vdpbf16ps (bf16 dot products, 64 FLOP each), of vpdpbusd (int8, 128 integer
-// ops each, reported as FLOP/s) and of vfmadd231ps (f32, 32 FLOP) on zmm registers, and the DRAM read bandwidth that
+// ops each, reported as FLOP/s) and of vfmadd231ps (f32, 32 FLOP) on zmm registers, of vpdpbusd on
+// ymm (64 integer ops; VEX where the CPU has AVX-VNNI, else EVEX), and the DRAM read bandwidth that
 // bounds the small-M scales (weights streamed). No kernel can beat these; run with 1 and 2 threads:
 //   build/varcode_microbench --benchmark_filter=Peak --benchmark_counters_tabular=true
 // Arg = threads, each running the same stream; the counters are the machine's total.
@@ -71,8 +72,33 @@ __attribute__((target("avx512f,avx512vnni"))) void int8_dot_stream(int64_t iters
         "xmm12", "xmm13", "cc");
 }
 
-constexpr int64_t kIters = 1 << 24;  // x 12 instructions per benchmark iteration: ~60 ms, so that
-                                     // thread start-up and placement do not count
+// vpdpbusd on ymm (8 lanes: 32 multiply-adds, 64 integer ops), the instruction of the 256-bit int8
+// kernel (int8_micro_ymm.hpp), in the encoding given: "{vex} " (AVX-VNNI) or "{evex} " (AVX512-VNNI +
+// AVX512VL). 12 accumulators as above; ymm0-13 in either encoding, as the kernel.
+#define VARCODE_YMM_DOT_STREAM(name, enc)                                                                       \
+  void name(int64_t iters) {                                                                                    \
+    __asm__ volatile(                                                                                           \
+        "vpxor %%xmm0,%%xmm0,%%xmm0\n vmovaps %%ymm0,%%ymm1\n vmovaps %%ymm0,%%ymm2\n vmovaps %%ymm0,%%ymm3\n"  \
+        "vmovaps %%ymm0,%%ymm4\n vmovaps %%ymm0,%%ymm5\n vmovaps %%ymm0,%%ymm6\n vmovaps %%ymm0,%%ymm7\n"       \
+        "vmovaps %%ymm0,%%ymm8\n vmovaps %%ymm0,%%ymm9\n vmovaps %%ymm0,%%ymm10\n vmovaps %%ymm0,%%ymm11\n"     \
+        "vmovaps %%ymm0,%%ymm12\n vmovaps %%ymm0,%%ymm13\n"                                                     \
+        "1:\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm0\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm1\n" enc              \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm2\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm3\n" enc                         \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm4\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm5\n" enc                         \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm6\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm7\n" enc                         \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm8\n" enc "vpdpbusd %%ymm12,%%ymm13,%%ymm9\n" enc                         \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm10\n" enc                                                                \
+        "vpdpbusd %%ymm12,%%ymm13,%%ymm11\n"                                                                    \
+        "dec %0\n jnz 1b\n vzeroupper\n"                                                                        \
+        : "+r"(iters)::"xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
+          "xmm11", "xmm12", "xmm13", "cc");                                                                     \
+  }
+__attribute__((target("avx2"))) VARCODE_YMM_DOT_STREAM(int8_ymm_vex_dot_stream, "%{vex%} ")
+    __attribute__((target("avx2"))) VARCODE_YMM_DOT_STREAM(int8_ymm_evex_dot_stream, "%{evex%} ")
+#undef VARCODE_YMM_DOT_STREAM
+
+        constexpr int64_t kIters = 1 << 24;  // x 12 instructions per benchmark iteration: ~60 ms, so that
+                                             // thread start-up and placement do not count
 
 // Runs fn on `threads` threads at once (the calling one included) and waits for all.
 template <typename Fn>
@@ -106,7 +132,7 @@ void BM_PeakF32Fma(benchmark::State& state) {
 BENCHMARK(BM_PeakF32Fma)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
 void BM_PeakInt8Dot(benchmark::State& state) {
-  if (!varcode::kernels::cpu::Int8Gemm::supported()) {
+  if (!varcode::kernels::cpu::int8_isa_runs_here(varcode::kernels::cpu::Int8Isa::avx512vnni)) {
     state.SkipWithError("CPU without AVX512-VNNI");
     return;
   }
@@ -115,6 +141,22 @@ void BM_PeakInt8Dot(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_PeakInt8Dot)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+// Args {threads, vex (1: the AVX-VNNI encoding, 0: the EVEX one of AVX512-VNNI + AVX512VL)}.
+void BM_PeakInt8DotYmm(benchmark::State& state) {
+  using varcode::kernels::cpu::Int8Isa;
+  const bool vex = state.range(1) != 0;
+  if (!varcode::kernels::cpu::int8_isa_runs_here(vex ? Int8Isa::avxvnni : Int8Isa::avx512vnni_ymm)) {
+    state.SkipWithError(vex ? "CPU without AVX-VNNI" : "CPU without AVX512-VNNI");
+    return;
+  }
+  for (auto _ : state)
+    on_threads(state.range(0),
+               [vex](int64_t) { vex ? int8_ymm_vex_dot_stream(kIters) : int8_ymm_evex_dot_stream(kIters); });
+  state.counters["FLOP/s"] = benchmark::Counter(static_cast<double>(state.range(0) * kIters * 12 * 64),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PeakInt8DotYmm)->ArgNames({"threads", "vex"})->ArgsProduct({{1, 2}, {1, 0}})->UseRealTime();
 #endif
 
 // Each thread reads its own 1 GiB (beyond any cache), as the weights of a layer are read.

@@ -6,6 +6,8 @@
 
 #include "varcode/tensor.hpp"
 
+#include "varcode/tensor.hpp"
+
 namespace varcode {
 
 // The worker threads of the whole process (OpenMP and oneDNN kernels), shared by every request
@@ -23,10 +25,11 @@ void set_threads_per_request(int n);
 // computes in bf16.
 bool cpu_has_bf16();
 
-// The kernels a compute dtype runs on this CPU, e.g. "avx512bf16", "avx512f", "avx2" or
-// "onednn": CPUs on different paths (or VARCODE_GEMM=onednn) round differently, so images made
-// on them differ in their last bits. `bf16`: the bf16 compute dtype, else f32.
-std::string kernel_path(bool bf16);
+// The kernels a compute dtype (f32, bf16 or i8) runs on this CPU, e.g.
+// "gemm=avx512bf16,isa=avx512f", or "gemm=onednn,int8=avxvnni,isa=avx2" under int8 (gemm: the
+// layers outside int8; int8: the int8 GEMM's kernel, int8_isa's name): CPUs on different paths
+// (or VARCODE_GEMM=onednn) round differently, so images made on them differ in their last bits.
+std::string kernel_path(DType compute);
 
 // ---- devices ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include "api/thread_budget.hpp"
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
+#include "kernels/cpu/gemm_int8.hpp"
 #include "varcode/error.hpp"
 
 namespace varcode {
@@ -150,7 +151,8 @@ bool cpu_has_bf16() {
   return avx512_bf16 || amx_bf16;
 }
 
-std::string kernel_path(bool bf16) {
+std::string kernel_path(DType compute) {
+  const bool bf16 = compute == DType::bf16;
   // The GEMMs decide most of the rounding; the element-wise kernels are compiled for avx512f,
   // avx2 and a baseline (target_clones), picked by the CPU.
   const std::string isa = __builtin_cpu_supports("avx512f") ? "avx512f"
@@ -166,7 +168,10 @@ std::string kernel_path(bool bf16) {
   const char* g = gemm == kernels::cpu::GemmBackend::avx512bf16  ? "avx512bf16"
                   : gemm == kernels::cpu::GemmBackend::avx512f32 ? "avx512f32"
                                                                  : "onednn";
-  return std::string("gemm=") + g + ",isa=" + isa;
+  // int8: the int8 GEMM's own kernel beside it (the head and the others stay f32).
+  const std::string int8 =
+      compute == DType::i8 ? std::string(",int8=") + kernels::cpu::int8_isa_name(kernels::cpu::int8_isa()) : "";
+  return std::string("gemm=") + g + int8 + ",isa=" + isa;
 }
 
 }  // namespace varcode

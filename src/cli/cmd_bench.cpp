@@ -91,6 +91,7 @@ void register_bench(CLI::App& app) {
       for (const GpuInfo& g : cuda_gpus())
         if (g.index == gen.device().index) j["gpu"] = g.name;
     j["dtype"] = dtype_name(gen.compute_dtype());
+    j["kernels"] = kernel_path(gen.compute_dtype());
     j["threads"] = num_threads();
     j["batch"] = f->batch;
     j["runs"] = f->runs;
@@ -115,6 +116,7 @@ void register_bench(CLI::App& app) {
                 j.contains("gpu") ? (" (" + j["gpu"].get<std::string>() + ")").c_str() : "");
     std::printf("%-28s %s, %d thread(s), batch %d, %d run(s)\n", "dtype", dtype_name(gen.compute_dtype()),
                 num_threads(), f->batch, f->runs);
+    std::printf("%-28s %s\n", "kernels", j["kernels"].get<std::string>().c_str());
     std::printf("%-28s %.3f\n", "seconds per image (median)", spi);
     std::printf("%-28s %.3f\n", "images per second", 1.0 / spi);
     std::printf("%-28s drafter %.3f  refiner %.3f  vae %.3f\n", "stage seconds per image", median(drafter),

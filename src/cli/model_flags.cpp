@@ -60,7 +60,7 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
   refiner->needs(drafter);  // --draft-steps alone: the built-in pair (apply_default_models)
   cmd->add_option("--dtype", f.dtype,
                   "Compute dtype: auto (bf16 on a GPU and where the CPU has it), f32, bf16, or int8 (int8 "
-                  "transformer weights, AVX512-VNNI CPUs; never chosen by auto)")
+                  "transformer weights, CPUs with AVX512-VNNI or AVX-VNNI; never chosen by auto)")
       ->check(CLI::IsMember({"auto", "f32", "bf16", "int8"}));
   cmd->add_option("--threads", f.threads, "Worker threads (0 = all cores)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));

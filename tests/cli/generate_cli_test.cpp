@@ -129,6 +129,9 @@ TEST(Cli, BenchPrintsOneJsonObject) {
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_GT(j["s_per_image"].get<double>(), 0);
   EXPECT_EQ(j["mode"], "code");
+  // The kernels that ran (runtime.hpp kernel_path): f32 has no int8 part.
+  EXPECT_NE(j["kernels"].get<std::string>().find("gemm="), std::string::npos) << j.dump();
+  EXPECT_EQ(j["kernels"].get<std::string>().find("int8="), std::string::npos) << j.dump();
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 // int32 products against a naive integer reference bit for bit, the dequantised output against
 // the same formulas in scalar code bit for bit, and the whole against the f32 reference within
 // the quantisation's error; M, N and K tails, K over several cache blocks; the refusal message.
+// Each kernel the CPU runs (Int8Isa): the zmm one, the 256-bit one with the EVEX vpdpbusd
+// (avx512vnni-ymm, on AVX512-VNNI CPUs) and with the VEX one (avxvnni, on AVX-VNNI CPUs), each
+// skipped, saying so, where the CPU lacks its instruction.
 #include "kernels/cpu/gemm_int8.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -16,6 +20,7 @@
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/reference/references.hpp"
 #include "test_util.hpp"
+#include "varcode/error.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -58,12 +63,12 @@ void add_extremes(std::vector<uint8_t>& a, std::vector<int8_t>& q) {
   for (size_t i = 0; i < q.size(); i += 5) q[i] = static_cast<int8_t>(i % 2 ? -127 : 127);
 }
 
-void check_raw(int64_t m, int64_t n, int64_t k) {
+void check_raw(Int8Isa isa, int64_t m, int64_t n, int64_t k) {
   auto a = random_u8(m * k, static_cast<uint32_t>(m * 131 + k));  // [M, K]
   auto q = random_s8(n * k, static_cast<uint32_t>(n * 17 + k));   // [N, K]
   add_extremes(a, q);
   const std::vector<float> scale(static_cast<size_t>(n), 1.0f);
-  const Int8Gemm g(q.data(), scale.data(), n, k);
+  const Int8Gemm g(q.data(), scale.data(), n, k, isa);
   std::vector<int32_t> acc(static_cast<size_t>(m * n) + 16, -7);  // [M, N] and a guard zone
   g.forward_raw(a.data(), k, m, acc.data());
   int64_t wrong = 0;
@@ -74,11 +79,36 @@ void check_raw(int64_t m, int64_t n, int64_t k) {
         ref += int64_t{a[static_cast<size_t>(i * k + t)]} * q[static_cast<size_t>(j * k + t)];
       if (ref != acc[static_cast<size_t>(i * n + j)]) ++wrong;
     }
-  EXPECT_EQ(wrong, 0) << "m=" << m << " n=" << n << " k=" << k << ": " << wrong << " of " << m * n
-                      << " int32 sums differ from the integer reference";
+  EXPECT_EQ(wrong, 0) << int8_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << ": " << wrong << " of "
+                      << m * n << " int32 sums differ from the integer reference";
   EXPECT_TRUE(std::all_of(acc.begin() + m * n, acc.end(), [](int32_t v) { return v == -7; }))
-      << "m=" << m << " n=" << n << " k=" << k << ": wrote past the output";
+      << int8_isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << ": wrote past the output";
 }
+
+// What a CPU without `isa`'s instructions is missing, for the skip message.
+std::string missing(Int8Isa isa) {
+  return std::string("this CPU cannot run the ") + int8_isa_name(isa) + " kernel (" +
+         (isa == Int8Isa::avxvnni ? "no AVX-VNNI: no avx_vnni flag in /proc/cpuinfo"
+          : isa == Int8Isa::none  ? "scalar: always runs"
+                                  : "no AVX512-VNNI with AVX512BW/VL/DQ") +
+         ")";
+}
+
+std::string isa_test_name(const testing::TestParamInfo<Int8Isa>& info) {
+  std::string name = int8_isa_name(info.param);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// The kernels, one test instance each.
+class Int8Kernel : public testing::TestWithParam<Int8Isa> {
+ protected:
+  void SetUp() override {
+    if (!int8_isa_runs_here(GetParam())) GTEST_SKIP() << missing(GetParam());
+  }
+};
+// The activation quantiser of each kernel, and the scalar one (none).
+class Int8Quantizer : public Int8Kernel {};
 }  // namespace
 
 TEST(Int8Quantize, WeightsRoundTripPerChannel) {
@@ -112,7 +142,7 @@ TEST(Int8Quantize, WeightsRoundTripPerChannel) {
   }
 }
 
-TEST(Int8Quantize, RowsMatchTheFormulasAndRoundTrip) {
+TEST_P(Int8Quantizer, RowsMatchTheFormulasAndRoundTrip) {
   for (const int64_t k : {1, 15, 16, 17, 100, 1920}) {
     const int64_t m = 9;
     auto x = test::random_vector(m * k, static_cast<uint32_t>(k));  // [M, K]
@@ -126,7 +156,7 @@ TEST(Int8Quantize, RowsMatchTheFormulasAndRoundTrip) {
     std::vector<uint8_t> a(static_cast<size_t>(m * lda)), ra(static_cast<size_t>(k));
     std::vector<float> s(static_cast<size_t>(m));
     std::vector<int32_t> z(static_cast<size_t>(m));
-    quantize_rows_u8(x.data(), m, k, a.data(), lda, s.data(), z.data());
+    quantize_rows_u8(x.data(), m, k, a.data(), lda, s.data(), z.data(), GetParam());
     for (int64_t r = 0; r < m; ++r) {
       float rs = 0;
       int32_t rz = 0;
@@ -147,29 +177,28 @@ TEST(Int8Quantize, RowsMatchTheFormulasAndRoundTrip) {
   }
 }
 
-TEST(Int8Gemm, RawSumsMatchIntegerReferenceBitForBit) {
-  if (!Int8Gemm::supported()) GTEST_SKIP() << int8_unsupported_reason();
+TEST_P(Int8Kernel, RawSumsMatchIntegerReferenceBitForBit) {
+  // N tails at every width of a 16-column group (the ymm kernel splits it at 8) and of a panel.
   for (const int64_t m : {1, 5, 6, 7, 13, 40})
-    for (const int64_t n : {1, 15, 16, 17, 64, 65, 200})
-      for (const int64_t k : {1, 3, 4, 5, 63, 257}) check_raw(m, n, k);
+    for (const int64_t n : {1, 7, 8, 9, 15, 16, 17, 24, 64, 65, 200})
+      for (const int64_t k : {1, 3, 4, 5, 63, 257}) check_raw(GetParam(), m, n, k);
   // K over several of the kernel's 2048-wide K blocks (partial sums through the output), with a
   // tail; the largest K of the models (fc2 of d30: 7680) with every product at its extreme.
-  check_raw(13, 70, 4101);
-  check_raw(130, 33, 2049);
-  check_raw(7, 20, 7680);
+  check_raw(GetParam(), 13, 70, 4101);
+  check_raw(GetParam(), 130, 33, 2049);
+  check_raw(GetParam(), 7, 20, 7680);
 }
 
-TEST(Int8Gemm, DequantisedOutputMatchesTheFormulasBitForBit) {
-  if (!Int8Gemm::supported()) GTEST_SKIP() << int8_unsupported_reason();
+TEST_P(Int8Kernel, DequantisedOutputMatchesTheFormulasBitForBit) {
   for (const auto& [m, n, k] : std::vector<std::array<int64_t, 3>>{
-           {1, 1, 1}, {7, 17, 5}, {13, 65, 63}, {37, 200, 333}, {6, 64, 2050}, {130, 33, 4101}}) {
+           {1, 1, 1}, {7, 17, 5}, {5, 8, 9}, {13, 65, 63}, {37, 200, 333}, {6, 64, 2050}, {130, 33, 4101}}) {
     const auto x = test::random_vector(m * k, 31);        // [M, K]
     const auto w = test::random_vector(n * k, 32, 0.1f);  // [N, K]
     const auto b = test::random_vector(n, 33);            // [N]
     std::vector<int8_t> q(static_cast<size_t>(n * k));
     std::vector<float> ws(static_cast<size_t>(n));
     quantize_weights_int8(w.data(), n, k, q.data(), ws.data());
-    const Int8Gemm g(q.data(), ws.data(), n, k);
+    const Int8Gemm g(q.data(), ws.data(), n, k, GetParam());
     std::vector<uint8_t> a(static_cast<size_t>(m * k));
     std::vector<float> xs(static_cast<size_t>(m)), ref(static_cast<size_t>(m * n)), ref_nb(ref.size());
     std::vector<int32_t> xz(static_cast<size_t>(m));
@@ -193,7 +222,8 @@ TEST(Int8Gemm, DequantisedOutputMatchesTheFormulasBitForBit) {
         std::fill(y.begin(), y.end(), -12345.0f);
         g.forward(x.data(), m, bias ? b.data() : nullptr, y.data(), false);
         EXPECT_EQ(std::memcmp(y.data(), (bias ? ref : ref_nb).data(), sizeof(float) * ref.size()), 0)
-            << "m=" << m << " n=" << n << " k=" << k << " bias=" << bias << " threads=" << threads << ": max abs diff "
+            << int8_isa_name(GetParam()) << " m=" << m << " n=" << n << " k=" << k << " bias=" << bias
+            << " threads=" << threads << ": max abs diff "
             << test::max_abs_diff(y.data(), (bias ? ref : ref_nb).data(), m * n);
         EXPECT_TRUE(std::all_of(y.begin() + m * n, y.end(), [](float v) { return v == -12345.0f; }))
             << "wrote past the output";
@@ -203,14 +233,14 @@ TEST(Int8Gemm, DequantisedOutputMatchesTheFormulasBitForBit) {
       double worst = 0;
       for (size_t i = 0; i < ref.size(); ++i)
         worst = std::max(worst, std::fabs(double{y[i]} - gelu_tanh(ref[i])) / std::max(1.0, std::fabs(double{ref[i]})));
-      EXPECT_LE(worst, 1e-5) << "m=" << m << " n=" << n << " k=" << k << ": GELU max rel err " << worst;
+      EXPECT_LE(worst, 1e-5) << int8_isa_name(GetParam()) << " m=" << m << " n=" << n << " k=" << k
+                             << ": GELU max rel err " << worst;
     }
     omp_set_num_threads(omp_get_num_procs());
   }
 }
 
-TEST(Int8Gemm, CloseToTheFloatProduct) {
-  if (!Int8Gemm::supported()) GTEST_SKIP() << int8_unsupported_reason();
+TEST_P(Int8Kernel, CloseToTheFloatProduct) {
   // The quantisation error itself, on LayerNorm-like inputs (unit normal) and weights of the
   // models' scale: measured 1.12% of the output's RMS at K = 1920 (the RMS of the error over the
   // RMS of the output; each operand's rounding alone is ~1% of its RMS); asserted within 1.5x.
@@ -220,7 +250,7 @@ TEST(Int8Gemm, CloseToTheFloatProduct) {
   std::vector<int8_t> q(static_cast<size_t>(n * k));
   std::vector<float> ws(static_cast<size_t>(n));
   quantize_weights_int8(w.data(), n, k, q.data(), ws.data());
-  const Int8Gemm g(q.data(), ws.data(), n, k);
+  const Int8Gemm g(q.data(), ws.data(), n, k, GetParam());
   std::vector<float> y(static_cast<size_t>(m * n)), ref(y.size());
   g.forward(x.data(), m, nullptr, y.data(), false);
   linear_reference(x.data(), m, w.data(), nullptr, n, k, ref.data(), Epilogue::none);
@@ -232,11 +262,60 @@ TEST(Int8Gemm, CloseToTheFloatProduct) {
   EXPECT_LE(rel, 1.5 * 0.0112);
 }
 
+// The ymm kernel with either encoding, the zmm kernel, and the kernels' GELU: the same bits.
+TEST_P(Int8Kernel, SameOutputAsTheZmmKernel) {
+  if (!int8_isa_runs_here(Int8Isa::avx512vnni)) GTEST_SKIP() << missing(Int8Isa::avx512vnni);
+  const int64_t m = 29, n = 200, k = 1030;
+  const auto x = test::random_vector(m * k, 51);         // [M, K]
+  const auto w = test::random_vector(n * k, 52, 0.05f);  // [N, K]
+  const auto b = test::random_vector(n, 53);             // [N]
+  std::vector<int8_t> q(static_cast<size_t>(n * k));
+  std::vector<float> ws(static_cast<size_t>(n));
+  quantize_weights_int8(w.data(), n, k, q.data(), ws.data());
+  const Int8Gemm mine(q.data(), ws.data(), n, k, GetParam()), zmm(q.data(), ws.data(), n, k, Int8Isa::avx512vnni);
+  std::vector<float> y(static_cast<size_t>(m * n)), ref(y.size());
+  for (const bool gelu : {false, true}) {
+    mine.forward(x.data(), m, b.data(), y.data(), gelu);
+    zmm.forward(x.data(), m, b.data(), ref.data(), gelu);
+    EXPECT_EQ(std::memcmp(y.data(), ref.data(), sizeof(float) * y.size()), 0)
+        << int8_isa_name(GetParam()) << " gelu=" << gelu << ": max abs diff "
+        << test::max_abs_diff(y.data(), ref.data(), m * n);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8Kernels, Int8Kernel,
+                         testing::Values(Int8Isa::avx512vnni, Int8Isa::avx512vnni_ymm, Int8Isa::avxvnni),
+                         isa_test_name);
+INSTANTIATE_TEST_SUITE_P(Int8Kernels, Int8Quantizer,
+                         testing::Values(Int8Isa::none, Int8Isa::avx512vnni, Int8Isa::avx512vnni_ymm, Int8Isa::avxvnni),
+                         isa_test_name);
+
 TEST(Int8Gemm, RefusalNamesTheInstructionsAndTheWayOut) {
   const std::string why = int8_unsupported_reason(Int8Isa::none);
   EXPECT_NE(why.find("AVX512-VNNI"), std::string::npos) << why;
+  EXPECT_NE(why.find("AVX-VNNI"), std::string::npos) << why;
   EXPECT_NE(why.find("--dtype bf16"), std::string::npos) << why;
-  EXPECT_EQ(int8_unsupported_reason(Int8Isa::avx512vnni), "");
+  for (const Int8Isa isa : {Int8Isa::avx512vnni, Int8Isa::avxvnni, Int8Isa::avx512vnni_ymm})
+    EXPECT_EQ(int8_unsupported_reason(isa), "");
+}
+
+// Without VARCODE_INT8_ISA: the zmm kernel where it runs, else the VEX ymm one, else none; never
+// the EVEX ymm twin, which is for tests and timing. A kernel the CPU cannot run is refused.
+TEST(Int8Gemm, DispatchPrefersTheZmmKernel) {
+  if (std::getenv("VARCODE_INT8_ISA")) GTEST_SKIP() << "VARCODE_INT8_ISA is set";
+  const Int8Isa expected = int8_isa_runs_here(Int8Isa::avx512vnni) ? Int8Isa::avx512vnni
+                           : int8_isa_runs_here(Int8Isa::avxvnni)  ? Int8Isa::avxvnni
+                                                                   : Int8Isa::none;
+  EXPECT_EQ(int8_isa(), expected) << int8_isa_name(int8_isa());
+  const std::vector<int8_t> q(16, 1);
+  const std::vector<float> s(4, 1.0f);
+  EXPECT_THROW(Int8Gemm(q.data(), s.data(), 4, 4, Int8Isa::none), Error);
+  for (const Int8Isa isa : {Int8Isa::avx512vnni, Int8Isa::avxvnni, Int8Isa::avx512vnni_ymm})
+    if (!int8_isa_runs_here(isa)) {
+      EXPECT_THROW(Int8Gemm(q.data(), s.data(), 4, 4, isa), Error) << int8_isa_name(isa);
+    } else {
+      EXPECT_EQ(Int8Gemm(q.data(), s.data(), 4, 4, isa).isa(), isa);
+    }
 }
 
 }  // namespace varcode::kernels::cpu

@@ -43,7 +43,7 @@ struct Linear::Impl {
   std::shared_ptr<void> packed;                                    // owned bytes of packed_md
   std::unique_ptr<Bf16Gemm> bf16_gemm;                             // set instead of the above on the avx512bf16 backend
   std::unique_ptr<F32Gemm> f32_gemm;                               // set instead of the above on the avx512f32 backend
-  std::unique_ptr<Int8Gemm> int8_gemm;                             // int8 weights (avx512vnni)
+  std::unique_ptr<Int8Gemm> int8_gemm;                             // int8 weights (the int8 backend)
 };
 
 namespace {
@@ -106,8 +106,8 @@ Linear::Linear(Tensor weight, Tensor bias, GemmBackend backend) : bias_(std::mov
   }
   impl_ = std::make_unique<Impl>();
   if (backend == GemmBackend::automatic) backend = default_backend(dtype_);
-  if (backend == GemmBackend::avx512vnni)
-    throw Error("Linear: the avx512vnni backend needs int8 weights (Linear::int8 or Linear::quantize_int8)");
+  if (backend == GemmBackend::int8)
+    throw Error("Linear: the int8 backend needs int8 weights (Linear::int8 or Linear::quantize_int8)");
   if (backend == GemmBackend::avx512bf16) {
     if (dtype_ != DType::bf16) throw Error("Linear: the avx512bf16 backend needs bf16 weights");
     impl_->bf16_gemm = std::make_unique<Bf16Gemm>(static_cast<const uint16_t*>(weight.raw()), n_, k_);
@@ -189,7 +189,7 @@ size_t Linear::packed_bytes() const {
 GemmBackend Linear::backend() const {
   if (impl_ && impl_->bf16_gemm) return GemmBackend::avx512bf16;
   if (impl_ && impl_->f32_gemm) return GemmBackend::avx512f32;
-  if (impl_ && impl_->int8_gemm) return GemmBackend::avx512vnni;
+  if (impl_ && impl_->int8_gemm) return GemmBackend::int8;
   return GemmBackend::onednn;
 }
 
@@ -270,6 +270,5 @@ float gelu_tanh(float x) {
   double xd = x;
   return static_cast<float>(0.5 * xd * (1.0 + std::tanh(c * (xd + 0.044715 * xd * xd * xd))));
 }
-
 
 }  // namespace varcode::kernels::cpu

@@ -12,9 +12,9 @@ enum class Epilogue { none, gelu_tanh };
 
 // Which kernels run a layer. automatic: oneDNN if VARCODE_GEMM=onednn, else the hand-written
 // GEMM for the weight dtype where the CPU runs it (avx512bf16: gemm_bf16.hpp for bf16 weights,
-// avx512f32: gemm_f32.hpp for f32 weights), else oneDNN. int8 weights always run on avx512vnni
-// (gemm_int8.hpp), which has no oneDNN fallback.
-enum class GemmBackend { automatic, onednn, avx512bf16, avx512f32, avx512vnni };
+// avx512f32: gemm_f32.hpp for f32 weights), else oneDNN. int8 weights always run on int8
+// (gemm_int8.hpp, on the VNNI kernel of int8_isa()), which has no oneDNN fallback.
+enum class GemmBackend { automatic, onednn, avx512bf16, avx512f32, int8 };
 
 // What `automatic` resolves to for bf16 weights on this CPU and environment. The bf16 KV cache
 // (attention.hpp) follows it: VARCODE_GEMM=onednn turns every hand-written bf16 kernel off.
@@ -44,7 +44,7 @@ class Linear {
   int64_t in_features() const { return k_; }
   int64_t out_features() const { return n_; }
   DType dtype() const { return dtype_; }  // the weights' (i8 for int8 layers)
-  GemmBackend backend() const;            // onednn, avx512bf16, avx512f32 or avx512vnni (never automatic)
+  GemmBackend backend() const;            // onednn, avx512bf16, avx512f32 or int8 (never automatic)
   size_t packed_bytes() const;
 
   // x [M, K] f32 row-major -> y [M, N] f32 row-major (y may not alias x).

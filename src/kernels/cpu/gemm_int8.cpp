@@ -1,5 +1,5 @@
-// AVX512-VNNI GEMM: y [M, N] = dequant(a [M, K] u8 x W_q^T s8) + b, W packed once into panels
-// that vpdpbusd reads directly. The blocking of gemm_bf16.cpp, with 4 k per lane instead of 2:
+// VNNI GEMM: y [M, N] = dequant(a [M, K] u8 x W_q^T s8) + b, W packed once into panels that
+// vpdpbusd reads directly. The blocking of gemm_bf16.cpp, with 4 k per lane instead of 2:
 //   - N in panels of 64 columns (4 zmm of 16 int32 lanes); a panel is [K/4][64][4] s8, so one
 //     k-quad step of a panel is 256 contiguous bytes and each zmm lane holds one column's quad.
 //   - K in blocks of kKcQuads quads: one panel block (512 quads x 64 cols x 4 B = 128 KiB) stays
@@ -12,6 +12,9 @@
 // x is quantised per row once per call (gemm_int8.hpp has the formulas), into a [M, K/4 * 4]
 // staging buffer; the zero point's correction starts the accumulators, the dequantisation, bias
 // and GELU-tanh are the final store.
+// CPUs with AVX-VNNI and no AVX512-VNNI run the same blocking and packed panels on the 256-bit
+// kernel of int8_micro_ymm.hpp (6 x 16 tiles: 16 ymm registers), one 16-column group of a panel
+// after the other.
 #include "kernels/cpu/gemm_int8.hpp"
 
 #include <omp.h>
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "kernels/cpu/int8_micro.hpp"
+#include "kernels/cpu/int8_micro_ymm.hpp"
 #include "varcode/error.hpp"
 
 namespace varcode::kernels::cpu {
@@ -81,6 +85,39 @@ VARCODE_AVX512VNNI void quantize_row_avx512(const float* x, int64_t k, uint8_t* 
   *zero = z;
 }
 
+// quantize_row_scalar with AVX2 (the ymm kernels' CPUs may have no AVX-512): the same
+// operations as quantize_row_avx512, so the same codes.
+VARCODE_AVX2_FMA void quantize_row_avx2(const float* x, int64_t k, uint8_t* a, float* scale, int32_t* zero) {
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    lo = _mm256_min_ps(lo, v);
+    hi = _mm256_max_ps(hi, v);
+  }
+  alignas(32) float lo8[8], hi8[8];
+  _mm256_store_ps(lo8, lo);
+  _mm256_store_ps(hi8, hi);
+  float l = 0, h = 0;
+  for (int j = 0; j < 8; ++j) l = std::min(l, lo8[j]), h = std::max(h, hi8[j]);
+  for (int64_t t = i; t < k; ++t) l = std::min(l, x[t]), h = std::max(h, x[t]);
+  const float s = safe_scale((h - l) / 255.0f), inv = 1.0f / s;
+  const int32_t z = static_cast<int32_t>(std::nearbyint(-l * inv));
+  const __m256 iv = _mm256_set1_ps(inv);
+  const __m256i zv = _mm256_set1_epi32(z), top = _mm256_set1_epi32(255), bottom = _mm256_setzero_si256();
+  for (i = 0; i + 8 <= k; i += 8) {
+    __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), iv)), zv);
+    q = _mm256_min_epi32(_mm256_max_epi32(q, bottom), top);
+    // 8 int32 in [0, 255] -> 8 bytes (the saturating packs change nothing in that range).
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(a + i), _mm_packus_epi16(w16, w16));
+  }
+  for (; i < k; ++i)
+    a[i] = static_cast<uint8_t>(std::clamp(static_cast<int32_t>(std::nearbyint(x[i] * inv)) + z, 0, 255));
+  *scale = s;
+  *zero = z;
+}
+
 // Bytes of panel p's K block starting at quad k0.
 int64_t block_bytes(int64_t n, int64_t kq, int64_t p, int64_t k0) {
   const int64_t w = std::min(kPanel, n - p * kPanel), groups = (w + 15) / 16;
@@ -104,6 +141,9 @@ struct RunArgs {
 // Rows [r0, r1) of panel p: the K blocks outside, so one block of the panel serves every row
 // block from L1/L2 before the next block is read. While a block runs, the next one (of this
 // panel, else `next` of `next_bytes`, the caller's next panel) is prefetched over its k steps.
+// MicroTile: int8::micro_tile (zmm) or an int8::ymm::micro_tile, called as micro_tile(rows,
+// groups, tile); a template argument, so that the zmm path compiles to a direct call as before.
+template <auto MicroTile>
 void run_tile(const RunArgs& r, int64_t p, int64_t r0, int64_t r1, const int8_t* next, int64_t next_bytes) {
   const int64_t n0 = p * kPanel;
   const int64_t w = std::min(kPanel, r.n - n0);
@@ -143,8 +183,26 @@ void run_tile(const RunArgs& r, int64_t p, int64_t r0, int64_t r1, const int8_t*
                          .pf = pf ? pf + bi * (k1 - k0) * pf_lines * 64 : nullptr,
                          .pf_end = pf ? pf + pf_bytes : nullptr,
                          .pf_lines = pf ? pf_lines : 0};
-      int8::micro_tile(rows, groups, t);
+      MicroTile(rows, groups, t);
       i += rows;
+    }
+  }
+}
+
+// Items [0, items) (panel, row chunk), each thread a contiguous range of them, so that it knows
+// its next panel and can prefetch it (run_tile).
+template <auto MicroTile>
+void run_items(const RunArgs& r, int64_t m, int64_t items, int64_t chunks, int64_t chunk_rows, bool par) {
+#pragma omp parallel if (par)
+  {
+    const int64_t nth = omp_get_num_threads(), th = omp_get_thread_num();
+    const int64_t i0 = items * th / nth, i1 = items * (th + 1) / nth;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t p = it / chunks, r0 = (it % chunks) * chunk_rows;
+      const int64_t np = (it + 1) / chunks;  // the next item's panel, prefetched when it is another one
+      const bool pf = it + 1 < i1 && np != p;
+      run_tile<MicroTile>(r, p, r0, std::min(m, r0 + chunk_rows), pf ? r.packed + np * kPanel * r.kq : nullptr,
+                          pf ? block_bytes(r.n, r.kq, np, 0) : 0);
     }
   }
 }
@@ -156,14 +214,21 @@ Int8Isa int8_isa() {
   static const Int8Isa isa = [] {
     const char* env = std::getenv("VARCODE_INT8_ISA");
     const std::string v = env ? env : "";
-    if (!v.empty() && v != "none" && v != "auto") throw Error("VARCODE_INT8_ISA must be none or auto, got '" + v + "'");
-    if (v == "none") return Int8Isa::none;
-    // libgcc's checks include the OS saving the zmm state (XCR0), not only the CPUID bits.
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-      return Int8Isa::avx512vnni;
-    return Int8Isa::none;
+    if (v.empty() || v == "auto") {
+      if (int8_isa_runs_here(Int8Isa::avx512vnni)) return Int8Isa::avx512vnni;
+      if (int8_isa_runs_here(Int8Isa::avxvnni)) return Int8Isa::avxvnni;
+      return Int8Isa::none;
+    }
+    for (const Int8Isa named : {Int8Isa::none, Int8Isa::avx512vnni, Int8Isa::avxvnni, Int8Isa::avx512vnni_ymm})
+      if (v == int8_isa_name(named)) {
+        if (!int8_isa_runs_here(named))
+          throw Error("VARCODE_INT8_ISA=" + v + ": this CPU cannot run that kernel (" +
+                      (named == Int8Isa::avxvnni ? "it needs AVX-VNNI with AVX2 and FMA"
+                                                 : "it needs AVX512-VNNI with AVX512BW/VL/DQ") +
+                      ")");
+        return named;
+      }
+    throw Error("VARCODE_INT8_ISA must be auto, none, avx512vnni, avxvnni or avx512vnni-ymm, got '" + v + "'");
   }();
   return isa;
 #else
@@ -171,14 +236,48 @@ Int8Isa int8_isa() {
 #endif
 }
 
+bool int8_isa_runs_here(Int8Isa isa) {
+  if (isa == Int8Isa::none) return true;
+#if defined(__x86_64__)
+  // libgcc's checks include the OS saving the ymm / zmm state (XCR0), not only the CPUID bits.
+  __builtin_cpu_init();
+  const bool avx512vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case Int8Isa::avx512vnni:
+      return avx512vnni;
+    case Int8Isa::avxvnni:
+      return __builtin_cpu_supports("avxvnni") && avx2;
+    case Int8Isa::avx512vnni_ymm:
+      return avx512vnni && avx2;
+    case Int8Isa::none:
+      break;
+  }
+#endif
+  return false;
+}
+
+const char* int8_isa_name(Int8Isa isa) {
+  switch (isa) {
+    case Int8Isa::avx512vnni:
+      return "avx512vnni";
+    case Int8Isa::avxvnni:
+      return "avxvnni";
+    case Int8Isa::avx512vnni_ymm:
+      return "avx512vnni-ymm";
+    case Int8Isa::none:
+      break;
+  }
+  return "none";
+}
+
 std::string int8_unsupported_reason(Int8Isa isa) {
   if (isa != Int8Isa::none) return "";
-  std::string has = "neither";
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avxvnni")) has = "only AVX-VNNI (256-bit), which has no varcode kernel yet, and not";
-#endif
-  return "--dtype int8 needs a CPU with AVX512-VNNI (and AVX512BW/VL/DQ); this one has " + has + " AVX512-VNNI" +
+  return std::string(
+             "--dtype int8 needs a CPU with AVX512-VNNI (with AVX512BW/VL/DQ: Zen 4 and later, Intel server "
+             "CPUs from Cascade Lake) or AVX-VNNI (with AVX2: Intel client CPUs from Alder Lake); this one "
+             "has neither") +
          (std::getenv("VARCODE_INT8_ISA") ? " (or VARCODE_INT8_ISA=none is set)" : "") + ": use --dtype bf16 or f32";
 }
 
@@ -195,30 +294,42 @@ void quantize_weights_int8(const float* w, int64_t n, int64_t k, int8_t* q, floa
   }
 }
 
-void quantize_rows_u8(const float* x, int64_t m, int64_t k, uint8_t* a, int64_t lda, float* scale, int32_t* zero) {
-#if defined(__x86_64__)
-  const bool vec = Int8Gemm::supported();
-#else
-  const bool vec = false;
-#endif
+namespace {
+// quantize_rows_u8 for an `isa` known to run here (Int8Gemm checked it once, at construction).
+void quantize_rows_on(Int8Isa isa, const float* x, int64_t m, int64_t k, uint8_t* a, int64_t lda, float* scale,
+                      int32_t* zero) {
 #pragma omp parallel for schedule(static) if (m * k > (1 << 16))
   for (int64_t r = 0; r < m; ++r) {
 #if defined(__x86_64__)
-    if (vec) {
+    if (isa == Int8Isa::avx512vnni) {
       quantize_row_avx512(x + r * k, k, a + r * lda, scale + r, zero + r);
+      continue;
+    }
+    if (isa == Int8Isa::avxvnni || isa == Int8Isa::avx512vnni_ymm) {
+      quantize_row_avx2(x + r * k, k, a + r * lda, scale + r, zero + r);
       continue;
     }
 #endif
     quantize_row_scalar(x + r * k, k, a + r * lda, scale + r, zero + r);
   }
-  (void)vec;
+  (void)isa;  // only the scalar form off x86-64
+}
+}  // namespace
+
+void quantize_rows_u8(const float* x, int64_t m, int64_t k, uint8_t* a, int64_t lda, float* scale, int32_t* zero,
+                      Int8Isa isa) {
+  if (!int8_isa_runs_here(isa))
+    throw Error(std::string("quantize_rows_u8: this CPU cannot run the ") + int8_isa_name(isa) + " kernel");
+  quantize_rows_on(isa, x, m, k, a, lda, scale, zero);
 }
 
 bool Int8Gemm::supported() { return int8_isa() != Int8Isa::none; }
 
-Int8Gemm::Int8Gemm(const int8_t* q, const float* scale, int64_t n, int64_t k)
-    : n_(n), k_(k), kq_((k + 3) / 4 * 4), n_pad_(round16(n)), packed_(nullptr, std::free) {
-  if (!supported()) throw Error("Int8Gemm: " + int8_unsupported_reason());
+Int8Gemm::Int8Gemm(const int8_t* q, const float* scale, int64_t n, int64_t k, Int8Isa isa)
+    : isa_(isa), n_(n), k_(k), kq_((k + 3) / 4 * 4), n_pad_(round16(n)), packed_(nullptr, std::free) {
+  if (isa_ == Int8Isa::none) throw Error("Int8Gemm: " + int8_unsupported_reason(isa_));
+  if (!int8_isa_runs_here(isa_))
+    throw Error(std::string("Int8Gemm: this CPU cannot run the ") + int8_isa_name(isa_) + " kernel");
   packed_bytes_ = static_cast<size_t>(n_pad_ * kq_);
   packed_.reset(static_cast<int8_t*>(std::aligned_alloc(64, std::max<size_t>((packed_bytes_ + 63) / 64 * 64, 64))));
   if (!packed_)
@@ -280,19 +391,18 @@ void Int8Gemm::run(const uint8_t* a, int64_t lda, int64_t m, const float* row_sc
                      .gelu = gelu,
                      .raw = raw,
                      .c = c};
-  // Each thread takes a contiguous range of items, so that it knows its next panel and can
-  // prefetch it (run_tile).
-#pragma omp parallel if (par)
-  {
-    const int64_t nth = omp_get_num_threads(), th = omp_get_thread_num();
-    const int64_t i0 = items * th / nth, i1 = items * (th + 1) / nth;
-    for (int64_t it = i0; it < i1; ++it) {
-      const int64_t p = it / chunks, r0 = (it % chunks) * chunk_rows;
-      const int64_t np = (it + 1) / chunks;  // the next item's panel, prefetched when it is another one
-      const bool pf = it + 1 < i1 && np != p;
-      run_tile(args, p, r0, std::min(m, r0 + chunk_rows), pf ? args.packed + np * kPanel * kq_ : nullptr,
-               pf ? block_bytes(n_, kq_, np, 0) : 0);
-    }
+  switch (isa_) {
+    case Int8Isa::avx512vnni:
+      run_items<&int8::micro_tile>(args, m, items, chunks, chunk_rows, par);
+      break;
+    case Int8Isa::avxvnni:
+      run_items<&int8::ymm::micro_tile<int8::ymm::VexDot>>(args, m, items, chunks, chunk_rows, par);
+      break;
+    case Int8Isa::avx512vnni_ymm:
+      run_items<&int8::ymm::micro_tile<int8::ymm::EvexDot>>(args, m, items, chunks, chunk_rows, par);
+      break;
+    case Int8Isa::none:
+      throw Error("Int8Gemm: no kernel");  // the constructor refuses none
   }
 #else
   (void)a, (void)lda, (void)m, (void)row_scale, (void)row_zero, (void)bias, (void)gelu, (void)raw, (void)c;
@@ -310,7 +420,7 @@ void Int8Gemm::forward(const float* x, int64_t m, const float* bias, float* y, b
   if (row_scale.size() < static_cast<size_t>(m))
     row_scale.resize(static_cast<size_t>(m)), row_zero.resize(row_scale.size());
   uint8_t* a = staging.data();  // [M, Kq]
-  quantize_rows_u8(x, m, k_, a, kq_, row_scale.data(), row_zero.data());
+  quantize_rows_on(isa_, x, m, k_, a, kq_, row_scale.data(), row_zero.data());
   if (kq_ != k_)
     for (int64_t i = 0; i < m; ++i) std::memset(a + i * kq_ + k_, 0, static_cast<size_t>(kq_ - k_));
   run(a, kq_, m, row_scale.data(), row_zero.data(), bias, gelu, false, y);

@@ -1,7 +1,8 @@
 // int8 GEMM for the int8 linear layers: y = dequant(q(x) W_q^T) + b (+ GELU-tanh), with s8
 // weights quantised per output channel (symmetric), u8 activations quantised per row at run time
 // (asymmetric: a scale and a zero point), int32 accumulation (vpdpbusd) and the dequantisation,
-// bias and GELU in the epilogue. Used by Linear for int8 weights on CPUs with AVX512-VNNI.
+// bias and GELU in the epilogue. Used by Linear for int8 weights on CPUs with AVX512-VNNI or
+// AVX-VNNI.
 //
 // Quantisation, exactly (tests rely on these formulas; the file format in README.md too):
 //   weights, row n of W [N, K]:  s_w[n] = max_k |w[n, k]| / 127 (1 for an all-zero row),
@@ -23,13 +24,26 @@
 
 namespace varcode::kernels::cpu {
 
-// The int8 instruction sets with a kernel. AVX-VNNI (the 256-bit VEX form of Intel client CPUs)
-// has none yet: such a CPU is refused, with a message that says so.
-enum class Int8Isa { none, avx512vnni };
+// The int8 kernels, by the vpdpbusd they run:
+//   avx512vnni:     zmm, 6 x 64 micro-tiles (int8_micro.hpp); AVX512-VNNI with AVX512BW/VL/DQ.
+//   avxvnni:        ymm, 6 x 16 micro-tiles (int8_micro_ymm.hpp), the VEX form of AVX-VNNI, for
+//                   CPUs that have it without AVX512-VNNI (Intel client CPUs from Alder Lake); the
+//                   kernel is AVX2 otherwise.
+//   avx512vnni_ymm: the avxvnni kernel's very code with the EVEX form of the same instruction
+//                   (AVX512-VNNI + AVX512VL), only on request: it runs and times the 256-bit
+//                   kernel on CPUs without AVX-VNNI, such as Zen 4.
+// Both ymm kernels quantise the activations with AVX2, the zmm kernel with AVX-512 (same codes).
+enum class Int8Isa { none, avx512vnni, avxvnni, avx512vnni_ymm };
 
-// What this CPU (and OS) runs for int8: avx512vnni needs AVX512-VNNI with AVX512BW/VL/DQ.
-// VARCODE_INT8_ISA=none pretends there is nothing (to check the refusal path on any machine).
+// What `--dtype int8` runs on this CPU (and OS): avx512vnni where it runs, else avxvnni, else
+// none. VARCODE_INT8_ISA=auto|none|avx512vnni|avxvnni|avx512vnni-ymm overrides that: none
+// pretends there is no VNNI (to check the refusal path on any machine); a kernel the CPU cannot
+// run is an error.
 Int8Isa int8_isa();
+// True when this CPU (and OS) has the instructions of `isa` (none: always).
+bool int8_isa_runs_here(Int8Isa isa);
+// "avx512vnni", "avxvnni", "avx512vnni-ymm" or "none" (VARCODE_INT8_ISA's spelling; kernel_path).
+const char* int8_isa_name(Int8Isa isa);
 // Empty when int8 runs here, else the message that `--dtype int8` is refused with.
 std::string int8_unsupported_reason(Int8Isa isa = int8_isa());
 
@@ -38,9 +52,11 @@ std::string int8_unsupported_reason(Int8Isa isa = int8_isa());
 void quantize_weights_int8(const float* w, int64_t n, int64_t k, int8_t* q, float* scale);
 
 // Per-row asymmetric quantisation of x [M, K] f32 -> a [M, lda] u8 (the first K of each row),
-// scale [M], zero [M] (formulas above). Vectorised where AVX-512 runs, same results as the
-// formulas everywhere.
-void quantize_rows_u8(const float* x, int64_t m, int64_t k, uint8_t* a, int64_t lda, float* scale, int32_t* zero);
+// scale [M], zero [M] (formulas above), with the instructions of `isa`'s kernel (AVX-512 for
+// avx512vnni, AVX2 for the ymm kernels, scalar for none): the same results as the formulas on
+// every path.
+void quantize_rows_u8(const float* x, int64_t m, int64_t k, uint8_t* a, int64_t lda, float* scale, int32_t* zero,
+                      Int8Isa isa = int8_isa());
 
 class Int8Gemm {
  public:
@@ -48,8 +64,9 @@ class Int8Gemm {
   static bool supported();
 
   // q [N, K] s8 (PyTorch's [out, in], quantised as above) and its scale [N], packed once; the
-  // sources are not kept.
-  Int8Gemm(const int8_t* q, const float* scale, int64_t n, int64_t k);
+  // sources are not kept. `isa`: the kernel that runs it (tests pick each one the CPU runs); one
+  // the CPU cannot run, or none, throws. The packed layout is the same for every kernel.
+  Int8Gemm(const int8_t* q, const float* scale, int64_t n, int64_t k, Int8Isa isa = int8_isa());
   ~Int8Gemm();
   Int8Gemm(const Int8Gemm&) = delete;
   Int8Gemm& operator=(const Int8Gemm&) = delete;
@@ -63,9 +80,11 @@ class Int8Gemm {
   // the same blocking and micro-kernels as forward().
   void forward_raw(const uint8_t* a, int64_t lda, int64_t m, int32_t* acc) const;
 
+  Int8Isa isa() const { return isa_; }
   size_t packed_bytes() const { return packed_bytes_ + 2 * sizeof(float) * static_cast<size_t>(n_pad_); }
 
  private:
+  Int8Isa isa_ = Int8Isa::none;
   int64_t n_ = 0, k_ = 0;
   int64_t kq_ = 0;     // K rounded up to a multiple of 4: vpdpbusd consumes K in quads
   int64_t n_pad_ = 0;  // N rounded up to 16
