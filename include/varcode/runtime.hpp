@@ -30,6 +30,9 @@ bool cpu_has_bf16();
 // layers outside int8; int8: the int8 GEMM's kernel, int8_isa's name): CPUs on different paths
 // (or VARCODE_GEMM=onednn) round differently, so images made on them differ in their last bits.
 std::string kernel_path(DType compute);
+// The same for a device: kernel_path(compute) on the CPU; on a GPU "cuda=cublaslt,gpu=NAME,sm=XY"
+// (GPUs of other models round differently too).
+std::string kernel_path(DType compute, Device device);
 
 // ---- devices ---------------------------------------------------------------------------------
 

@@ -77,6 +77,14 @@ Device choose_device(const std::string& spec, int gpu, std::string* why) {
   return {DeviceType::cuda, index};
 }
 
+std::string kernel_path(DType compute, Device device) {
+  if (device.type != DeviceType::cuda) return kernel_path(compute);
+  for (const GpuInfo& g : cuda_gpus())
+    if (g.index == device.index)
+      return "cuda=cublaslt,gpu=" + g.name + ",sm=" + std::to_string(g.major) + std::to_string(g.minor);
+  return "cuda=cublaslt";
+}
+
 int64_t device_peak_memory(Device d) {
 #ifdef VARCODE_HAVE_CUDA
   if (d.type == DeviceType::cuda) return kernels::cuda::peak_memory(d.index);

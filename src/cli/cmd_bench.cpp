@@ -91,7 +91,7 @@ void register_bench(CLI::App& app) {
       for (const GpuInfo& g : cuda_gpus())
         if (g.index == gen.device().index) j["gpu"] = g.name;
     j["dtype"] = dtype_name(gen.compute_dtype());
-    j["kernels"] = kernel_path(gen.compute_dtype());
+    j["kernels"] = kernel_path(gen.compute_dtype(), gen.device());
     j["threads"] = num_threads();
     j["batch"] = f->batch;
     j["runs"] = f->runs;

@@ -204,7 +204,7 @@ void run_sample(SampleFlags& f) {
   spec.seed = f.seed;
   spec.sampling = sampling_from_flags(f.sampling, gen);
   spec.dtype = dtype_str(gen.compute_dtype());
-  spec.kernels = kernel_path(gen.compute_dtype());
+  spec.kernels = kernel_path(gen.compute_dtype(), gen.device());
   spec.image_size = gen.image_size();
   if (gen.collaborative())
     spec.models = {{"vae", file_identity(f.pipe.vae)},
