@@ -47,7 +47,16 @@ def test_two_threads_share_one_generator(builtin):
     assert spins > 10
 
 
-def test_ctrl_c_stops_within_a_scale_and_generator_survives(builtin):
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler, whatever this process inherited: a shell starts background jobs
+    with SIGINT ignored, and Python then installs no handler, so Ctrl-C would raise nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_within_a_scale_and_generator_survives(builtin, sigint_raises):
     events = []
 
     def on_event(e):
@@ -68,7 +77,7 @@ def test_ctrl_c_stops_within_a_scale_and_generator_survives(builtin):
     assert stopped_after < 120
 
 
-def test_keyboard_interrupt_from_a_timer_while_waiting(builtin):
+def test_keyboard_interrupt_from_a_timer_while_waiting(builtin, sigint_raises):
     """A SIGINT that arrives while the calling thread only waits for the engine."""
     started = threading.Event()
 
