@@ -1,5 +1,7 @@
 #include "varcode/generator.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -125,6 +127,12 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shar
   }
   impl->decoder = std::make_unique<model::CollaborativeDecoder>(*impl->drafter, impl->refiner.get(), files.draft_steps,
                                                                 impl->vae->quantizer());
+  // Loading leaves the transient buffers of packing (a random checkpoint's tensors, bf16 or int8
+  // conversions) in malloc's free lists, scattered between live weights where they are never
+  // returned: hand their pages back, or they stay in the process's resident set for its lifetime.
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
   Generator g;
   g.impl_ = impl;
   return g;

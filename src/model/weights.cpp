@@ -1,5 +1,7 @@
 #include "model/weights.hpp"
 
+#include <malloc.h>
+
 namespace varcode::model {
 
 Tensor WeightSource::take(const std::string& name, const Shape& shape, DType dtype) {
@@ -45,6 +47,19 @@ ConvPtr WeightSource::conv(const std::string& prefix, int out, int in, int kerne
   return be_->conv_weights(w, b, geometry);
 }
 
+namespace {
+// An in-memory checkpoint's tensor (random:dNN weights) freed after packing goes back to malloc's
+// free lists, where the next packed layer, a little larger, does not fit: without this the
+// process keeps both the model and most of its source resident until loading ends.
+void return_freed_pages(size_t freed_bytes) {
+#ifdef __GLIBC__
+  if (freed_bytes >= (size_t{1} << 20)) malloc_trim(0);
+#else
+  (void)freed_bytes;
+#endif
+}
+}  // namespace
+
 LinearPtr WeightSource::linear(const std::string& weight_name, int64_t out, int64_t in, DType dtype, Tensor bias) {
   linear_dtypes_.emplace_back(weight_name, dtype);
   if (ckpt_.has(weight_name) && ckpt_.tensors.at(weight_name).dtype() == DType::i8) {
@@ -52,7 +67,12 @@ LinearPtr WeightSource::linear(const std::string& weight_name, int64_t out, int6
     Tensor q = take(weight_name, {out, in}, DType::i8);          // [out, in]
     Tensor scale = take(weight_name + kInt8ScaleSuffix, {out});  // [out]
     if (check_only_) return nullptr;
-    return be_->int8_linear_weights(q, scale, bias, dtype);
+    LinearPtr layer = be_->int8_linear_weights(q, scale, bias, dtype);
+    const size_t q_bytes = q.nbytes();
+    const bool in_memory = owned_ && !owned_->mapping;
+    q = Tensor();
+    if (in_memory) return_freed_pages(q_bytes);
+    return layer;
   }
   if (ckpt_.has(weight_name + kInt8ScaleSuffix))
     throw Error(ckpt_.path + ": tensor '" + weight_name + kInt8ScaleSuffix + "' holds int8 scales, but '" +
@@ -68,6 +88,7 @@ LinearPtr WeightSource::linear(const std::string& weight_name, int64_t out, int6
   LinearPtr layer = be_->linear_weights(w, bias, dtype);  // packs (or quantises) a copy
   w = Tensor();
   if (owned_ && owned_->mapping) owned_->mapping->release(src, src_bytes);
+  if (owned_ && !owned_->mapping) return_freed_pages(src_bytes);
   return layer;
 }
 
