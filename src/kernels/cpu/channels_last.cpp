@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backend/op_checks.hpp"
 #include "kernels/cpu/fast_math.hpp"
 
 // The hot row loops are compiled for AVX-512, AVX2 and the baseline and picked at load time
@@ -111,7 +112,7 @@ template <class TI, class TO>
 
 // y = x * scale[c] + shift[c] (then SiLU) over `rows` rows of C channels.
 VARCODE_SIMD_CLONES void affine_rows(const void* x, bool x_bf16, void* y, bool y_bf16, int64_t rows, int64_t C,
-                                    const float* scale, const float* shift, bool silu) {
+                                     const float* scale, const float* shift, bool silu) {
   if (!x_bf16 && !y_bf16)
     affine_rows_t(static_cast<const float*>(x), static_cast<float*>(y), rows, C, scale, shift, silu);
   else if (!x_bf16)
@@ -136,19 +137,8 @@ VARCODE_SIMD_CLONES void convert_n(const void* x, bool x_bf16, void* y, bool y_b
 
 void group_norm_nhwc(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps, bool fuse_silu,
                      Tensor& y) {
-  if (!is_f32_or_bf16(x) || x.ndim() != 4)
-    throw Error("group_norm_nhwc: input must be f32 or bf16 [B, H, W, C], got " + shape_str(x.shape()));
+  backend::check_group_norm_nhwc(x, gamma, beta, groups, y);
   const int64_t B = x.dim(0), HW = x.dim(1) * x.dim(2), C = x.dim(3);
-  if (groups <= 0 || C % groups != 0)
-    throw Error("group_norm_nhwc: " + std::to_string(C) + " channels do not split into " + std::to_string(groups) +
-                " groups");
-  if (gamma.shape() != Shape{C} || beta.shape() != Shape{C} || gamma.dtype() != DType::f32 ||
-      beta.dtype() != DType::f32)
-    throw Error("group_norm_nhwc: gamma and beta must be f32 [" + std::to_string(C) + "]");
-  if (y.shape() != x.shape() || !is_f32_or_bf16(y))
-    throw Error("group_norm_nhwc: output must be " + shape_str(x.shape()) + ", got " + shape_str(y.shape()));
-  if (y.raw() == x.raw() && y.dtype() != x.dtype())
-    throw Error("group_norm_nhwc: an output aliasing the input must have its dtype");
   if (x.numel() == 0) return;
 
   const bool xb = x.dtype() == DType::bf16, yb = y.dtype() == DType::bf16;
@@ -227,7 +217,7 @@ void upsample_nearest2x_nhwc(const Tensor& x, Tensor& y) {
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const char* src = xp + static_cast<size_t>(bh * W * C) * esx;
     char* dst0 = yp + static_cast<size_t>(bh * 4 * W * C) * esy;  // output row 2h of image b
-    char* dst1 = dst0 + static_cast<size_t>(2 * W * C) * esy;      // output row 2h + 1
+    char* dst1 = dst0 + static_cast<size_t>(2 * W * C) * esy;     // output row 2h + 1
     for (int64_t w = 0; w < W; ++w) {
       char* d = dst0 + static_cast<size_t>(2 * w * C) * esy;
       convert_n(src + static_cast<size_t>(w * C) * esx, xb, d, yb, C);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/op_checks.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_context.hpp"
 #include "kernels/cuda/gemm.hpp"
@@ -250,19 +251,8 @@ constexpr int64_t kScoreBytes = int64_t{256} << 20;
 void CudaBackend::group_norm_nhwc(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps,
                                   bool fuse_silu, Tensor& y) const {
   enter();
-  if (!vae::is_f32_or_bf16(x) || x.ndim() != 4)
-    throw Error("group_norm_nhwc: input must be f32 or bf16 [B, H, W, C], got " + shape_str(x.shape()));
+  backend::check_group_norm_nhwc(x, gamma, beta, groups, y);
   const int64_t B = x.dim(0), HW = x.dim(1) * x.dim(2), C = x.dim(3);
-  if (groups <= 0 || C % groups != 0)
-    throw Error("group_norm_nhwc: " + std::to_string(C) + " channels do not split into " + std::to_string(groups) +
-                " groups");
-  if (gamma.shape() != Shape{C} || beta.shape() != Shape{C} || gamma.dtype() != DType::f32 ||
-      beta.dtype() != DType::f32)
-    throw Error("group_norm_nhwc: gamma and beta must be f32 [" + std::to_string(C) + "]");
-  if (y.shape() != x.shape() || !vae::is_f32_or_bf16(y))
-    throw Error("group_norm_nhwc: output must be " + shape_str(x.shape()) + ", got " + shape_str(y.shape()));
-  if (y.raw() == x.raw() && y.dtype() != x.dtype())
-    throw Error("group_norm_nhwc: an output aliasing the input must have its dtype");
   vae::check_on(x, device(), "group_norm_nhwc", "the input");
   vae::check_on(gamma, device(), "group_norm_nhwc", "gamma");
   vae::check_on(beta, device(), "group_norm_nhwc", "beta");
