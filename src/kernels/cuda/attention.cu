@@ -250,7 +250,7 @@ void CudaBackend::attention(backend::KvCache& cache, int64_t r0, int64_t rows, c
     if (lim < 1 || lim > c->capacity)
       throw Error("internal: key limit " + std::to_string(lim) + " of query " + std::to_string(t) + " outside [1, " +
                   std::to_string(c->capacity) + "]");
-    if (runs.count > 0 && runs.limit[runs.count - 1] == lim) continue;
+    if (runs.count > 0 && runs.count <= kMaxSegments && runs.limit[runs.count - 1] == lim) continue;
     if (runs.count < kMaxSegments) {
       runs.first[runs.count] = static_cast<int>(t);
       runs.limit[runs.count] = lim;
