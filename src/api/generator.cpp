@@ -83,8 +83,6 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype) {
 }
 
 Generator Generator::open(const ModelFiles& files, ComputeDType dtype, Device device) {
-  if (device.type == DeviceType::cuda && dtype == ComputeDType::int8)
-    throw Error("--dtype int8 is a CPU feature (AVX512-VNNI); on a GPU use --dtype bf16 (or f32)");
   return open(files, dtype, backend::backend_for(device));
 }
 
@@ -95,7 +93,7 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shar
   auto impl = std::make_shared<Impl>();
   const bool on_cpu = be->device().type != DeviceType::cuda;
   if (dtype == ComputeDType::int8 && !on_cpu)
-    throw Error("--dtype int8 is a CPU feature (AVX512-VNNI); on a GPU use --dtype bf16 (or f32)");
+    throw Error("--dtype int8 is a CPU feature (AVX512-VNNI or AVX-VNNI); on a GPU use --dtype bf16 (or f32)");
   if (dtype == ComputeDType::int8) {
     const std::string why = kernels::cpu::int8_unsupported_reason();  // before anything is loaded
     if (!why.empty()) throw Error(why);

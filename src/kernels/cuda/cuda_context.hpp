@@ -22,8 +22,13 @@ namespace varcode::kernels::cuda {
       ::varcode::kernels::cuda::throw_cuda_error(varcode_cuda_e_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-// After a kernel launch: a bad configuration is reported now, naming the kernel.
-#define VARCODE_CUDA_LAUNCHED(kernel_name) VARCODE_CUDA_CHECK(cudaPeekAtLastError())
+// After a kernel launch: a bad configuration is reported now, naming the kernel (a string literal).
+#define VARCODE_CUDA_LAUNCHED(kernel_name)                                                                           \
+  do {                                                                                                               \
+    const cudaError_t varcode_cuda_e_ = cudaPeekAtLastError();                                                       \
+    if (varcode_cuda_e_ != cudaSuccess)                                                                              \
+      ::varcode::kernels::cuda::throw_cuda_error(varcode_cuda_e_, "the launch of " kernel_name, __FILE__, __LINE__); \
+  } while (0)
 
 // Makes `device` current on this thread (cached: cheap to call before every operation).
 void use_device(int device);

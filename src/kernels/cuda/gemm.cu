@@ -117,7 +117,7 @@ bool epilogue_forced_separate() {
 }
 
 using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, int64_t, bool, int64_t, int64_t, int, bool, int,
-                           int64_t, int64_t, int64_t, int, int, int, int, int>;
+                           int64_t, int64_t, int64_t, int, int>;
 struct PlanKeyHash {
   size_t operator()(const PlanKey& k) const {
     size_t h = 1469598103934665603ull;
@@ -261,10 +261,7 @@ void gemm(const GemmArgs& g) {
                     g.stride_b,
                     g.stride_d,
                     align,
-                    device,
-                    0,
-                    0,
-                    0};
+                    device};
   auto it = t.plans.find(key);
   if (it == t.plans.end()) {
     Plan p;
