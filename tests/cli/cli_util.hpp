@@ -67,8 +67,20 @@ inline RunResult run_cli(const std::string& args, const TempDir& tmp) {
   return r;
 }
 
+// The fixtures' tiny models (../shared/fixtures/tiny), and their CoDe pair at N = 4 as flags.
+inline const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
+inline const std::string kPair = "--vae " + kTiny + "/vae.pth --drafter " + kTiny + "/drafter.pth --refiner " + kTiny +
+                                 "/refiner.pth --draft-steps 4";
+
+// stdout of a command that must succeed.
+inline std::string run_ok(const std::string& args, const TempDir& tmp) {
+  auto r = run_cli(args, tmp);
+  EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+  return r.out;
+}
+
 inline void expect_failure(const RunResult& r, const std::string& message_part, const TempDir& tmp,
-                    const std::vector<std::string>& allowed_files = {}) {
+                           const std::vector<std::string>& allowed_files = {}) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("varcode: error: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(message_part), std::string::npos) << "stderr: " << r.err << "\nexpected: " << message_part;

@@ -11,18 +11,11 @@ namespace varcode {
 namespace {
 
 using test::expect_failure;
+using test::kPair;
+using test::kTiny;
 using test::run_cli;
+using test::run_ok;
 using test::TempDir;
-const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
-const std::string kPair = "--vae " + kTiny + "/vae.pth --drafter " + kTiny + "/drafter.pth --refiner " + kTiny +
-                          "/refiner.pth --draft-steps 4";
-
-// stdout of a command that must succeed.
-std::string run_ok(const std::string& args, const TempDir& tmp) {
-  auto r = run_cli(args, tmp);
-  EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.err;
-  return r.out;
-}
 
 TEST(CliParity, GenerateCodeN4MatchesTheFixtureTokens) {
   TempDir tmp;

@@ -23,9 +23,7 @@ using test::expect_failure;
 using test::run_cli;
 using test::TempDir;
 namespace fs = std::filesystem;
-const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
-const std::string kPair = "--vae " + kTiny + "/vae.pth --drafter " + kTiny + "/drafter.pth --refiner " + kTiny +
-                          "/refiner.pth --draft-steps 4 --dtype f32";
+const std::string kPair = test::kPair + " --dtype f32";
 // 3 classes x 2 images: small enough for CI, enough for mixed-class batches and shards.
 const std::string kRun = kPair + " --classes 0,5-6 --per-class 2 --seed 7 --quiet";
 const std::vector<std::string> kNames = {"0_0.png", "0_1.png", "5_0.png", "5_1.png", "6_0.png", "6_1.png"};
@@ -47,7 +45,8 @@ std::map<std::string, std::string> pngs_in(const std::string& dir) {
   return out;
 }
 
-void run_ok(const std::string& args, const TempDir& tmp) {
+// A command that must succeed; the test stops here when it does not (ASSERT).
+void must_run(const std::string& args, const TempDir& tmp) {
   auto r = run_cli(args, tmp);
   ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.err;
 }
@@ -94,7 +93,7 @@ TEST_F(SampleCli, WritesEveryImageAndTheRunRecord) {
 
 TEST_F(SampleCli, TwoShardsGiveTheFilesOfOneRun) {
   TempDir tmp;
-  run_ok("sample " + kRun + " --batch 1 --shard 0/2 --out-dir " + tmp.path("s"), tmp);
+  must_run("sample " + kRun + " --batch 1 --shard 0/2 --out-dir " + tmp.path("s"), tmp);
   EXPECT_EQ(pngs_in(tmp.path("s")).size(), 3u);  // balanced: half each
   // The second shard comes from an MPI launcher's environment (OpenMPI), with no --shard flag.
   setenv("OMPI_COMM_WORLD_RANK", "1", 1);
@@ -161,7 +160,7 @@ TEST_F(SampleCli, ShardFromSlurm) {
 // warning, and run.json lists both paths.
 TEST_F(SampleCli, MixedKernelPathsWarn) {
   TempDir tmp;
-  run_ok("sample " + kRun + " --shard 0/2 --out-dir " + tmp.path("s"), tmp);
+  must_run("sample " + kRun + " --shard 0/2 --out-dir " + tmp.path("s"), tmp);
   setenv("VARCODE_GEMM", "onednn", 1);
   auto r = run_cli("sample " + kRun + " --shard 1/2 --out-dir " + tmp.path("s"), tmp);
   unsetenv("VARCODE_GEMM");
@@ -235,7 +234,7 @@ TEST_F(SampleCli, InterruptedRunSaysHowToResume) {
     EXPECT_EQ(WEXITSTATUS(st), 130) << "the documented status of an interrupted run";
     EXPECT_NE(err.find("rerun the same command to resume"), std::string::npos) << err;
   }
-  run_ok("sample " + kRun + " --out-dir " + dir, tmp);
+  must_run("sample " + kRun + " --out-dir " + dir, tmp);
   EXPECT_EQ(pngs_in(dir), reference());
 }
 
@@ -273,7 +272,7 @@ NpyMember read_npz_member(const std::string& path, const std::string& member) {
 TEST_F(SampleCli, NpzHoldsTheImagesInOrder) {
   TempDir tmp;
   // `pack` gives the same archive as --npz at the end of the run.
-  run_ok("pack " + ref_->path("ref") + " --npz " + tmp.path("p.npz") + " --quiet", tmp);
+  must_run("pack " + ref_->path("ref") + " --npz " + tmp.path("p.npz") + " --quiet", tmp);
   EXPECT_EQ(read_bytes(tmp.path("p.npz")), read_bytes(ref_->path("ref.npz")));
   NpyMember m = read_npz_member(tmp.path("p.npz"), "arr_0.npy");
   EXPECT_EQ(m.header.rfind("{'descr': '|u1', 'fortran_order': False, 'shape': (6, 256, 256, 3), }", 0), 0u) << m.header;
@@ -303,7 +302,7 @@ TEST_F(SampleCli, RefusesADirectoryOfAnotherRun) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("seed"), std::string::npos) << r.err;
   // --force takes it: the images there are kept, the record is this run's.
-  run_ok("sample " + kRun + " --cfg 2 --force --out-dir " + tmp.path("d"), tmp);
+  must_run("sample " + kRun + " --cfg 2 --force --out-dir " + tmp.path("d"), tmp);
   EXPECT_EQ(pngs_in(tmp.path("d")), reference());
   EXPECT_EQ(nlohmann::json::parse(read_bytes(tmp.path("d/run.json")))["sampling"]["cfg"], 2.0);
 }
@@ -323,7 +322,7 @@ TEST(SampleCliErrors, BadInputs) {
 
 TEST(SampleCliErrors, PackRefusesAnIncompleteDirectory) {
   TempDir tmp;
-  run_ok("sample " + kPair + " --classes 3 --per-class 2 --shard 0/2 --quiet --out-dir " + tmp.path("o"), tmp);
+  must_run("sample " + kPair + " --classes 3 --per-class 2 --shard 0/2 --quiet --out-dir " + tmp.path("o"), tmp);
   auto r = run_cli("pack " + tmp.path("o") + " --npz " + tmp.path("x.npz"), tmp);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("varcode: error: "), std::string::npos);

@@ -27,7 +27,7 @@ using test::TempDir;
 namespace fs = std::filesystem;
 // The suite's tolerance rule (test_util.hpp) applied to the largest error measured here.
 const double kTol = test::tolerance(5.5e-6);  // measured 5.4-5.5e-6
-const std::string kTiny = std::string(VARCODE_FIXTURES) + "/tiny";
+using test::kTiny;
 
 Tensor tokens_of(int64_t B, int64_t L, int64_t value) {
   Tensor t = Tensor::empty(DType::i64, {B, L});  // [B, L]
