@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+
+#include "kernels/reference/sampling.hpp"
 
 namespace varcode::kernels::cpu {
 
@@ -73,6 +76,40 @@ TEST(Sampler, EmpiricalDistributionMatchesFilteredSoftmax) {
       EXPECT_EQ(counts[static_cast<size_t>(v)], 0);
     }
   }
+}
+
+// The bucketed top-p against the naive full sort: the same survivors and the same token, over
+// vocabularies, spreads, ties (logits on a coarse grid), top-k / top-p / temperature settings,
+// including top-p so small that only the largest stays and top-k = 1 with tied maxima.
+TEST(Sampler, MatchesTheNaiveReference) {
+  std::mt19937 gen(2026);
+  int cases = 0, kept_total = 0;
+  for (int vocab : {7, 64, 1024, 4096})
+    for (float spread : {0.3f, 2.5f, 8.0f})
+      for (bool ties : {false, true})
+        for (const FilterParams fp : {FilterParams{0, 0.96, 1.0}, FilterParams{600, 0.96, 1.0},
+                                      FilterParams{900, 0.8, 1.1}, FilterParams{1, 0.96, 1.0},
+                                      FilterParams{0, 1e-9, 0.7}, FilterParams{5, 0.0, 1.0}, FilterParams{0, 0.5, 1.0}})
+          for (int rep = 0; rep < 6; ++rep) {
+            std::normal_distribution<float> normal(0.0f, spread);
+            std::vector<float> l(static_cast<size_t>(vocab));
+            for (float& x : l) x = ties ? std::round(normal(gen) * 2) / 2 : normal(gen);
+            if (rep == 5) std::fill(l.begin(), l.end(), 1.5f);  // every logit tied
+            std::vector<float> a = l, b = l;
+            filter_logits(a.data(), vocab, fp.top_k, fp.top_p);
+            filter_logits_reference(b.data(), vocab, fp.top_k, fp.top_p);
+            ASSERT_EQ(a, b) << "V " << vocab << " spread " << spread << " ties " << ties << " top-k " << fp.top_k
+                            << " top-p " << fp.top_p << " rep " << rep;
+            for (float x : a) kept_total += x != kNegInf;
+            for (double u : {0.0, 0.013, 0.37, 0.5, 0.91, 0.999999}) {
+              std::vector<float> c = l, d = l;
+              ASSERT_EQ(sample_token(c.data(), vocab, fp, u), sample_token_reference(d.data(), vocab, fp, u))
+                  << "V " << vocab << " u " << u << " top-k " << fp.top_k << " top-p " << fp.top_p;
+            }
+            ++cases;
+          }
+  EXPECT_EQ(cases, 4 * 3 * 2 * 7 * 6);
+  EXPECT_GT(kept_total, 0);
 }
 
 TEST(Sampler, CounterRngIsAPureFunctionOfItsKey) {

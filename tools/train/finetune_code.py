@@ -51,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MODELS_DIR, WORK_DIR, CsvLog, Timer, export_state_dict, load_ckpt, load_fashion_u8,  # noqa: E402
                     pick_device, save_ckpt, setup_torch, to_model_images)
 from sample_ref import build_vae, load_vae, load_var  # noqa: E402
+from var_model import VAR  # noqa: E402
 
 PHASES = ("distill", "special", "drafter")
 
@@ -78,6 +79,18 @@ def tokenize_subset(vae, parts, n_train, n_val, chunk=1000):
         out[split] = torch.cat(toks)
         out[split + "_labels"] = torch.from_numpy(y[:n].copy())
     return out
+
+
+def grow_depth(m, depth):
+    """m with blocks appended up to `depth`. A new block has VAR's initialisation, whose AdaLN gates
+    start at ~1e-5 of the others, so the grown model computes what m did and training opens the new
+    blocks gradually (CoDe allows a larger refiner; this keeps what the small one learnt)."""
+    if depth <= m.depth:
+        return m
+    g = VAR(depth, m.C, m.V, m.Cvae, m.num_classes, m.patch_nums).to(next(m.parameters()).device)
+    missing, unexpected = g.load_state_dict(m.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("blocks.") and int(k.split(".")[1]) >= m.depth for k in missing)
+    return g.eval()
 
 
 def split_scales(tok_BL, patch_nums):
@@ -172,6 +185,8 @@ def main():
     ap.add_argument("--vae", default=os.path.join(MODELS_DIR, "fashion_vae.pth"))
     ap.add_argument("--drafter", default=os.path.join(MODELS_DIR, "fashion_drafter.pth"))
     ap.add_argument("--refiner", default=os.path.join(MODELS_DIR, "fashion_refiner.pth"))
+    ap.add_argument("--refiner-depth", type=int, default=None,
+                    help="grow the refiner to this many blocks first (new blocks start as near-identity)")
     ap.add_argument("--tokens", default=None, help="tokens file (tokenize_data.py format); default: tokenize here")
     ap.add_argument("--train-images", type=int, default=24000, help="without --tokens: training images to tokenize")
     ap.add_argument("--val-images", type=int, default=1000, help="without --tokens: test images to tokenize")
@@ -211,6 +226,8 @@ def main():
     ck_path = os.path.join(work, "ckpt.pt")
 
     drafter, refiner = load_var(args.drafter).to(dev), load_var(args.refiner).to(dev)
+    if args.refiner_depth:
+        refiner = grow_depth(refiner, args.refiner_depth)
     if drafter.patch_nums != refiner.patch_nums or drafter.V != refiner.V or drafter.Cvae != refiner.Cvae:
         sys.exit(f"{args.drafter} and {args.refiner} do not share scales / vocabulary / Cvae")
     SN = len(drafter.patch_nums)
