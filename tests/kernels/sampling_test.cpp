@@ -112,6 +112,21 @@ TEST(Sampler, MatchesTheNaiveReference) {
   EXPECT_GT(kept_total, 0);
 }
 
+// A broken head (overflowed or NaN logits) must still give a token of the vocabulary, never an
+// undefined float-to-int conversion in the bucketing (UBSan runs this).
+TEST(Sampler, NonFiniteLogitsGiveATokenInRange) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const std::vector<float>& l :
+       {std::vector<float>{1, inf, 2, 3, -1}, std::vector<float>{1, nan, 2, 3, -1},
+        std::vector<float>{inf, inf, -inf, 0, 0}, std::vector<float>{nan, nan, nan, nan, nan}})
+    for (const FilterParams fp : {FilterParams{0, 0.96, 1.0}, FilterParams{3, 0.96, 1.0}, FilterParams{2, 0.0, 1.0}}) {
+      std::vector<float> c = l;
+      const int t = sample_token(c.data(), 5, fp, 0.5);
+      EXPECT_GE(t, 0);
+      EXPECT_LT(t, 5);
+    }
+}
+
 TEST(Sampler, CounterRngIsAPureFunctionOfItsKey) {
   CounterRng a{42}, b{42}, c{43};
   EXPECT_EQ(a.uniform(1, 2, 3, 0), b.uniform(1, 2, 3, 0));

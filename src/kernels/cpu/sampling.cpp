@@ -38,6 +38,13 @@ struct RowScratch {
   std::vector<int> members;    // positions in `token` of the crossing bucket
 };
 
+// floor(t) within [0, buckets - 1]; NaN and -inf (logits of -inf, +inf rows) land in bucket 0
+// instead of an undefined conversion.
+inline int bucket_index(double t, int buckets) {
+  if (!(t > 0)) return 0;
+  return t < buckets - 1 ? static_cast<int>(t) : buckets - 1;
+}
+
 RowScratch& row_scratch() {
   thread_local RowScratch s;
   return s;
@@ -56,9 +63,7 @@ float kth_largest(const float* logits, int vocab, int k, RowScratch& s) {
   }
   if (!(mx > lo)) return mx;  // one finite value (or none): it is the k-th largest or nothing is
   const double per_unit = kBuckets / static_cast<double>(mx - lo);
-  auto bucket_of = [&](float x) {  // -inf lands in bucket 0 with the smallest finite values
-    return std::min(kBuckets - 1, static_cast<int>(std::max(0.0, static_cast<double>(x - lo) * per_unit)));
-  };
+  auto bucket_of = [&](float x) { return bucket_index(static_cast<double>(x - lo) * per_unit, kBuckets); };
   int count[kBuckets] = {};
   for (int i = 0; i < vocab; ++i) ++count[bucket_of(logits[i])];
   int bucket = kBuckets - 1, above = 0;  // values in buckets above `bucket`
@@ -110,7 +115,7 @@ void top_p_survivors(float* logits, double top_p, RowScratch& s) {
   s.mass.assign(static_cast<size_t>(buckets), 0.0);
   for (size_t j = 0; j < n; ++j) {
     // float difference, then a positive factor, then truncation: each step keeps the order.
-    const int b = std::min(buckets - 1, static_cast<int>(static_cast<double>(s.value[j] - lo) * per_unit));
+    const int b = bucket_index(static_cast<double>(s.value[j] - lo) * per_unit, buckets);
     s.bucket[j] = b;
     s.mass[static_cast<size_t>(b)] += s.weight[j] / z;
   }
