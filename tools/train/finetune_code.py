@@ -115,6 +115,18 @@ def forward_prefix(m, label_B, x_BLC, end):
     return m.head(m.head_nm(x, cond))  # [B, end, V]
 
 
+def logits_for(m, label_B, x_BLC, end, guided_cfg, num_classes):
+    """forward_prefix's logits [B, end, V], or with guided_cfg > 0 the classifier-free guided ones
+    generation samples from (spec 5.1: t = cfg * si / (SN - 1) per position's scale si)."""
+    if guided_cfg <= 0:
+        return forward_prefix(m, label_B, x_BLC, end).float()
+    B = label_B.shape[0]
+    both = forward_prefix(m, torch.cat((label_B, torch.full_like(label_B, num_classes))), torch.cat((x_BLC, x_BLC)),
+                          end).float()  # [2B, end, V]
+    t = (guided_cfg * m.lvl_1L[0, :end].float() / (len(m.patch_nums) - 1)).view(1, end, 1)  # [1, end, 1]
+    return (1 + t) * both[:B] - t * both[B:]  # [B, end, V]
+
+
 class TeacherCache:
     """The drafter's (the teacher's) top-k log-probabilities for every position of every sequence,
     computed the first time a sequence is drawn and kept: the drafter costs ~12x the refiner per
@@ -122,13 +134,15 @@ class TeacherCache:
     sequence always comes with the same label (its class, or the unconditional class for a fixed
     share of the sequences: class dropout decided once per sequence), so its teacher output is fixed."""
 
-    def __init__(self, n, L, k, labels, num_classes, cond_drop, seed):
+    def __init__(self, n, L, k, labels, num_classes, cond_drop, seed, guided_cfg=0.0):
         self.idx = torch.zeros(n, L, k, dtype=torch.int16)  # [n, L, k] token ids
         self.logp = torch.zeros(n, L, k, dtype=torch.float16)  # [n, L, k] log-probabilities
         self.have = torch.zeros(n, dtype=torch.bool)
-        drop = torch.from_numpy(np.random.default_rng(seed).random(n) < cond_drop)
+        # guided: the target is the distribution generation samples from, CFG on every position
+        # (so every sequence keeps its class: the unconditional pass is part of each target)
+        drop = torch.from_numpy(np.random.default_rng(seed).random(n) < (0.0 if guided_cfg > 0 else cond_drop))
         self.labels = torch.where(drop, torch.full_like(labels.cpu(), num_classes), labels.cpu())  # [n]
-        self.k, self.dirty = k, False
+        self.k, self.dirty, self.guided_cfg, self.num_classes = k, False, float(guided_cfg), num_classes
 
     @torch.no_grad()
     def get(self, drafter, ids, x_BLC):
@@ -136,7 +150,8 @@ class TeacherCache:
         miss = (~self.have[ids]).nonzero().flatten()
         if len(miss):
             lab = self.labels[ids[miss]].to(x_BLC.device)
-            lp = F.log_softmax(forward_prefix(drafter, lab, x_BLC[miss], drafter.L).float(), dim=-1)  # [b, L, V]
+            lp = F.log_softmax(logits_for(drafter, lab, x_BLC[miss], drafter.L, self.guided_cfg, self.num_classes),
+                               dim=-1)  # [b, L, V]
             top = lp.topk(self.k, dim=-1)
             self.idx[ids[miss]] = top.indices.to(torch.int16).cpu()
             self.logp[ids[miss]] = top.values.to(torch.float16).cpu()
@@ -145,10 +160,11 @@ class TeacherCache:
         return self.idx[ids].long().to(x_BLC.device), self.logp[ids].float().to(x_BLC.device)
 
     def state(self):
-        return dict(idx=self.idx, logp=self.logp, have=self.have, labels=self.labels, k=self.k)
+        return dict(idx=self.idx, logp=self.logp, have=self.have, labels=self.labels, k=self.k, guided_cfg=self.guided_cfg)
 
     def load(self, st):
-        if st["k"] != self.k or st["idx"].shape != self.idx.shape or not torch.equal(st["labels"], self.labels):
+        if st["k"] != self.k or st["idx"].shape != self.idx.shape or not torch.equal(st["labels"], self.labels) or \
+                st.get("guided_cfg", 0.0) != self.guided_cfg:
             return False
         self.idx, self.logp, self.have = st["idx"], st["logp"], st["have"]
         return True
@@ -171,9 +187,16 @@ def phase_loss(phase, models, quant, toks, ids, cache, begin, alpha):
     t_idx, t_logp = cache.get(drafter, ids, x)  # [B, L, k] each
     t_idx, t_logp = t_idx[:, lo:], t_logp[:, lo:]
     p = F.softmax(t_logp, dim=-1)  # [B, L - lo, k] renormalised on the top k
-    logits = forward_prefix(refiner, labels, x, L)[:, lo:].float()  # [B, L - lo, V]
+    if cache.guided_cfg > 0:  # CE on the conditional logits, KL on the guided ones (both from one pass)
+        B = labels.shape[0]
+        both = forward_prefix(refiner, torch.cat((labels, torch.full_like(labels, cache.num_classes))),
+                              torch.cat((x, x)), L)[:, lo:].float()  # [2B, L - lo, V]
+        tg = (cache.guided_cfg * refiner.lvl_1L[0, lo:L].float() / (len(refiner.patch_nums) - 1)).view(1, -1, 1)
+        logits, guided = both[:B], (1 + tg) * both[:B] - tg * both[B:]  # [B, L - lo, V] each
+    else:
+        logits = guided = forward_prefix(refiner, labels, x, L)[:, lo:].float()  # [B, L - lo, V]
     ce = F.cross_entropy(logits.transpose(1, 2), t[:, lo:])
-    s_logp = F.log_softmax(logits, dim=-1).gather(-1, t_idx)  # [B, L - lo, k]
+    s_logp = F.log_softmax(guided, dim=-1).gather(-1, t_idx)  # [B, L - lo, k]
     kl = (p * (F.log_softmax(t_logp, dim=-1) - s_logp)).sum(-1).mean()
     return (1 - alpha) * ce + alpha * kl, ce, kl
 
@@ -205,6 +228,9 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.7, help="weight of the distillation term (KL) vs CE")
     ap.add_argument("--cond-drop", type=float, default=0.1,
                     help="share of sequences trained with the unconditional class (CFG's other branch)")
+    ap.add_argument("--guided-cfg", type=float, default=0.0,
+                    help="distil the classifier-free guided distribution generation samples from (CFG strength, "
+                         "e.g. 1.5; every sequence keeps its class) instead of the conditional one")
     ap.add_argument("--teacher-topk", type=int, default=64, help="drafter tokens kept per position for the KL")
     ap.add_argument("--teacher-cache", default=None,
                     help="file of the teacher cache (default <work-dir>/teacher_cache.pt); runs for several N with "
@@ -300,8 +326,10 @@ def main():
         sys.exit(f"tokens: {tr.shape[1]} per sequence, the models have L = {drafter.L}")
     te, yte = te[:args.val_seqs], yte[:args.val_seqs]
     L = drafter.L
-    cache_tr = TeacherCache(len(tr), L, args.teacher_topk, ytr, drafter.num_classes, args.cond_drop, args.seed)
-    cache_te = TeacherCache(len(te), L, args.teacher_topk, yte, drafter.num_classes, args.cond_drop, args.seed + 1)
+    cache_tr = TeacherCache(len(tr), L, args.teacher_topk, ytr, drafter.num_classes, args.cond_drop, args.seed,
+                            args.guided_cfg)
+    cache_te = TeacherCache(len(te), L, args.teacher_topk, yte, drafter.num_classes, args.cond_drop, args.seed + 1,
+                            args.guided_cfg)
     cache_path = args.teacher_cache or os.path.join(work, "teacher_cache.pt")
     if os.path.exists(cache_path) and cache_tr.load(torch.load(cache_path)):
         print(f"teacher cache: {int(cache_tr.have.sum())} of {len(tr)} sequences", flush=True)
