@@ -16,6 +16,12 @@ sequence (so from the second epoch on a step costs only the refiner), AdamW, war
 to 10% per phase, gradient clipping 2. Each phase keeps the weights with the lowest validation loss (its own loss on the
 validation tokens), and exports those.
 
+--refiner-depth D grows the refiner first (blocks appended with near-identity AdaLN gates: a larger
+refiner that starts as the small one). --guided-cfg C makes the KL target the classifier-free
+guided distribution that generation samples from (CFG with t = C * si / (SN - 1) on the teacher's
+and the student's conditional and unconditional passes) instead of the conditional one; every
+sequence then keeps its class, and the CE term stays on the conditional logits.
+
 Models are loaded by their tensor shapes (tools/train/sample_ref.py): ours or VAR checkpoints in
 the official layout (var_d16.pth as refiner, var_d30.pth as drafter, vae_ch160v4096z32.pth).
 
