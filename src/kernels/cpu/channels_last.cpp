@@ -41,7 +41,7 @@ using bf16_t = uint16_t;
 // SiLU as silu_inplace computes it: x / (1 + exp(-x)).
 [[gnu::always_inline]] inline float silu_value(float x) { return x / (1.0f + exp_approx(-x)); }
 
-bool is_f32_or_bf16(const Tensor& t) { return t.dtype() == DType::f32 || t.dtype() == DType::bf16; }
+using backend::is_f32_or_bf16;
 
 // ---- row workers (cloned per ISA) -------------------------------------------------------------
 

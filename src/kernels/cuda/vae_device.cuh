@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/op_checks.hpp"
 #include "varcode/tensor.hpp"
 
 namespace varcode::kernels::cuda::vae {
@@ -27,7 +28,7 @@ inline unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, int64_t{1} << 16));
 }
 
-inline bool is_f32_or_bf16(const Tensor& t) { return t.dtype() == DType::f32 || t.dtype() == DType::bf16; }
+using backend::is_f32_or_bf16;
 
 // Every tensor an operation touches must be on the backend's GPU (a host tensor here is a bug of
 // the caller that would otherwise read as an illegal address inside a kernel).
