@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from conftest import MODELS, ROOT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
-from finetune_code import forward_prefix, grow_depth, logits_for  # noqa: E402
+from finetune_code import cond_and_guided, forward_prefix, grow_depth  # noqa: E402
 from sample_ref import load_var  # noqa: E402
 
 
@@ -42,9 +42,10 @@ def test_guided_logits_are_cfg_per_scale():
     with torch.no_grad():
         cond = forward_prefix(m, labels, x, m.L)  # [B, L, V]
         uncond = forward_prefix(m, torch.full_like(labels, m.num_classes), x, m.L)
-        guided = logits_for(m, labels, x, m.L, 1.5, m.num_classes)
-        plain = logits_for(m, labels, x, m.L, 0.0, m.num_classes)
-    assert torch.equal(plain, cond)
+        cond2, guided = cond_and_guided(m, labels, x, m.L, 1.5, m.num_classes)
+        plain, plain_guided = cond_and_guided(m, labels, x, m.L, 0.0, m.num_classes)
+    assert torch.equal(plain, cond) and torch.equal(plain_guided, cond)
+    assert (cond2 - cond).abs().max().item() < 1e-4  # the conditional half of the doubled pass
     SN = len(m.patch_nums)
     for si, (b, e) in enumerate(m.begin_ends):  # spec 5.1: t = cfg * si / (SN - 1)
         t = 1.5 * si / (SN - 1)

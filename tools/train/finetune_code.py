@@ -121,16 +121,18 @@ def forward_prefix(m, label_B, x_BLC, end):
     return m.head(m.head_nm(x, cond))  # [B, end, V]
 
 
-def logits_for(m, label_B, x_BLC, end, guided_cfg, num_classes):
-    """forward_prefix's logits [B, end, V], or with guided_cfg > 0 the classifier-free guided ones
-    generation samples from (spec 5.1: t = cfg * si / (SN - 1) per position's scale si)."""
+def cond_and_guided(m, label_B, x_BLC, end, guided_cfg, num_classes):
+    """(conditional logits, the classifier-free guided ones generation samples from), each [B, end, V]
+    (spec 5.1: t = cfg * si / (SN - 1) per position's scale si; one pass over both label sets).
+    Without guidance (guided_cfg <= 0) both are forward_prefix's logits."""
     if guided_cfg <= 0:
-        return forward_prefix(m, label_B, x_BLC, end).float()
+        cond = forward_prefix(m, label_B, x_BLC, end).float()  # [B, end, V]
+        return cond, cond
     B = label_B.shape[0]
     both = forward_prefix(m, torch.cat((label_B, torch.full_like(label_B, num_classes))), torch.cat((x_BLC, x_BLC)),
                           end).float()  # [2B, end, V]
     t = (guided_cfg * m.lvl_1L[0, :end].float() / (len(m.patch_nums) - 1)).view(1, end, 1)  # [1, end, 1]
-    return (1 + t) * both[:B] - t * both[B:]  # [B, end, V]
+    return both[:B], (1 + t) * both[:B] - t * both[B:]
 
 
 class TeacherCache:
@@ -156,8 +158,8 @@ class TeacherCache:
         miss = (~self.have[ids]).nonzero().flatten()
         if len(miss):
             lab = self.labels[ids[miss]].to(x_BLC.device)
-            lp = F.log_softmax(logits_for(drafter, lab, x_BLC[miss], drafter.L, self.guided_cfg, self.num_classes),
-                               dim=-1)  # [b, L, V]
+            _, guided = cond_and_guided(drafter, lab, x_BLC[miss], drafter.L, self.guided_cfg, self.num_classes)
+            lp = F.log_softmax(guided, dim=-1)  # [b, L, V]
             top = lp.topk(self.k, dim=-1)
             self.idx[ids[miss]] = top.indices.to(torch.int16).cpu()
             self.logp[ids[miss]] = top.values.to(torch.float16).cpu()
@@ -193,14 +195,9 @@ def phase_loss(phase, models, quant, toks, ids, cache, begin, alpha):
     t_idx, t_logp = cache.get(drafter, ids, x)  # [B, L, k] each
     t_idx, t_logp = t_idx[:, lo:], t_logp[:, lo:]
     p = F.softmax(t_logp, dim=-1)  # [B, L - lo, k] renormalised on the top k
-    if cache.guided_cfg > 0:  # CE on the conditional logits, KL on the guided ones (both from one pass)
-        B = labels.shape[0]
-        both = forward_prefix(refiner, torch.cat((labels, torch.full_like(labels, cache.num_classes))),
-                              torch.cat((x, x)), L)[:, lo:].float()  # [2B, L - lo, V]
-        tg = (cache.guided_cfg * refiner.lvl_1L[0, lo:L].float() / (len(refiner.patch_nums) - 1)).view(1, -1, 1)
-        logits, guided = both[:B], (1 + tg) * both[:B] - tg * both[B:]  # [B, L - lo, V] each
-    else:
-        logits = guided = forward_prefix(refiner, labels, x, L)[:, lo:].float()  # [B, L - lo, V]
+    # CE on the conditional logits, KL on the guided ones (the same without guidance)
+    logits, guided = (y[:, lo:] for y in cond_and_guided(refiner, labels, x, L, cache.guided_cfg,
+                                                         cache.num_classes))  # [B, L - lo, V] each
     ce = F.cross_entropy(logits.transpose(1, 2), t[:, lo:])
     s_logp = F.log_softmax(guided, dim=-1).gather(-1, t_idx)  # [B, L - lo, k]
     kl = (p * (F.log_softmax(t_logp, dim=-1) - s_logp)).sum(-1).mean()

@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstddef>
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "kernels/philox.hpp"
