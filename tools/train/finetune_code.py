@@ -251,11 +251,15 @@ def main():
     dev = pick_device()
     N = args.draft_steps
     work = args.work_dir or os.path.join(WORK_DIR, f"code_n{N}")
-    os.makedirs(work, exist_ok=True)
     ck_path = os.path.join(work, "ckpt.pt")
 
+    if args.guided_cfg < 0:
+        sys.exit(f"--guided-cfg: expected a CFG strength >= 0 (0 = off), got {args.guided_cfg}")
     drafter, refiner = load_var(args.drafter).to(dev), load_var(args.refiner).to(dev)
-    if args.refiner_depth:
+    if args.refiner_depth is not None:
+        if args.refiner_depth < refiner.depth:
+            sys.exit(f"--refiner-depth: {args.refiner} has {refiner.depth} blocks and can only grow, "
+                     f"got {args.refiner_depth}")
         refiner = grow_depth(refiner, args.refiner_depth)
     if drafter.patch_nums != refiner.patch_nums or drafter.V != refiner.V or drafter.Cvae != refiner.Cvae:
         sys.exit(f"{args.drafter} and {args.refiner} do not share scales / vocabulary / Cvae")
@@ -266,6 +270,7 @@ def main():
     vae = build_vae(vsd, vcfg, drafter.patch_nums).to(dev)
     if vae.quantize.vocab != drafter.V or vae.quantize.cvae != drafter.Cvae:
         sys.exit(f"{args.vae}: vocabulary / Cvae do not match the drafter's")
+    os.makedirs(work, exist_ok=True)  # only once the arguments hold: a refused run leaves nothing
     quant = vae.quantize
     begin = drafter.begin_ends[N][0]  # first position the refiner draws
     for m in (drafter, refiner):
