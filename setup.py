@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-MODEL_FILES = ["fashion_vae.pth", "fashion_drafter.pth", "fashion_refiner.pth", "classes.txt"]
+MODEL_FILES = ["fashion_vae.pth", "fashion_drafter.pth", "fashion_refiner.pth", "classes.txt", "sampling.json"]
 # the CoDe pairs fine-tuned for a hand-over N, when shipped (models/README.md)
 MODEL_FILES += sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "models", "fashion_*_[0-9].pth")))
 

@@ -137,7 +137,8 @@ const char* varcode_generator_class_name(const varcode_generator* gen, int label
 varcode_status varcode_generator_parse_classes(varcode_generator* gen, const char* text, int* labels, size_t capacity,
                                                size_t* count);
 
-/* Sampling settings; varcode_sampling_defaults fills the published FID settings of the pipeline. */
+/* Sampling settings; varcode_sampling_defaults fills the pipeline's defaults: the published FID settings,
+ * or the fields the model's sampling.json gives over them (Generator::default_sampling). */
 #define VARCODE_MAX_SCALES 32
 typedef struct varcode_sampling {
   double cfg;

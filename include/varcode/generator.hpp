@@ -49,7 +49,7 @@ struct GenerateRequest {
   // mix images whose indices are not consecutive, e.g. FID sampling keyed on
   // (class, j)).
   std::vector<uint32_t> image_indices;
-  std::optional<SamplingOptions> sampling;  // default: the published FID settings of the mode
+  std::optional<SamplingOptions> sampling;  // default: default_sampling()
   int batch = 0;                            // images per forward pass; 0 = all at once
   // Per-image seed and sampling settings, so that one batch can carry the images of different
   // requests (`varcode serve` merging its clients' work): when given, one entry per class entry,
@@ -115,8 +115,14 @@ class Generator {
   int total_tokens() const;
   DType compute_dtype() const;  // i8 for ComputeDType::int8
   // The published FID settings: VAR cfg 1.5, top-k 900, top-p 0.96, T 1; CoDe
-  // cfg 1.5, top-k 600, top-p 0.96, T 1.1 on scales 0-6 then 1.0.
+  // cfg 1.5, top-k 600, top-p 0.96, T 1.1 on scales 0-6 then 1.0. A model that ships its own
+  // (`<model>.sampling.json` beside the model file, or the drafter of a pair, else `sampling.json`
+  // in its directory: {"var": {...}, "code": {...}} with any of cfg, top_k, top_p, temperature)
+  // has the fields it gives replaced: the built-in Fashion-MNIST models do (models/README.md).
+  // A malformed file is an Error at open naming it and the field.
   SamplingOptions default_sampling() const;
+  // The sampling.json default_sampling() took fields from; empty when it is the published settings.
+  const std::string& sampling_file() const;
   // Multiply-adds x 2 of the transformer GEMMs for one image (CFG included) and
   // of the VAE decode.
   double transformer_flops_per_image() const;

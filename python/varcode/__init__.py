@@ -278,7 +278,11 @@ class Generator:
         return dict(self._files)
 
     def default_sampling(self):
-        """The published FID settings: dict(cfg, top_k, top_p, temperature [per scale or one], smooth)."""
+        """The defaults: dict(cfg, top_k, top_p, temperature [per scale or one], smooth).
+
+        The published FID settings, or the fields the model's sampling.json gives over them (the
+        built-in models have one: models/README.md).
+        """
         return self._engine.default_sampling()
 
     def __repr__(self):
@@ -354,7 +358,7 @@ class Generator:
             seed:        every draw is a pure function of (seed, image index, scale, position), so an
                          image does not depend on the batch or the other images. None: drawn (the
                          result's `seed` says which).
-            cfg, top_k, top_p, temperature, smooth: sampling; None keeps the published FID setting
+            cfg, top_k, top_p, temperature, smooth: sampling; None keeps the default (default_sampling())
                          of the pipeline (VAR: cfg 1.5, top-k 900, top-p 0.96, T 1; CoDe: cfg 1.5,
                          top-k 600, top-p 0.96, T 1.1 on scales 0-6 then 1). temperature: one value
                          or one per scale. top_k=0 / top_p=0 disable a filter, top_k=1 is greedy.

@@ -13,6 +13,7 @@
 #include "api/thread_budget.hpp"
 #include "backend/devices.hpp"
 #include "io/checkpoint.hpp"
+#include "io/sampling_file.hpp"
 #include "kernels/cpu/gemm_int8.hpp"
 #include "model/collaborative_decoder.hpp"
 #include "model/var_transformer.hpp"
@@ -27,6 +28,8 @@ struct Generator::Impl {
   std::unique_ptr<model::VarTransformer> refiner;  // null for VAR
   std::unique_ptr<model::CollaborativeDecoder> decoder;
   DType dtype = DType::f32;
+  SamplingOptions defaults;   // the published settings, or the model's sampling.json over them
+  std::string sampling_file;  // that file; empty for the published settings
 };
 
 int64_t Generator::memory_per_image() const {
@@ -75,6 +78,55 @@ std::unique_ptr<model::VarTransformer> load_var(const std::string& path, DType d
   if (model::detect_kind(ckpt) != model::ModelKind::var)
     throw Error(path + ": is a VQ-VAE file, expected a VAR transformer");
   return std::make_unique<model::VarTransformer>(std::move(ckpt), dt, be);
+}
+
+// VAR's and CoDe's published FID settings (spec 5.2, 5.3).
+SamplingOptions published_sampling(bool code, int num_scales) {
+  SamplingOptions s;
+  s.cfg = 1.5;
+  s.top_p = 0.96;
+  if (code) {
+    s.top_k = 600;
+    s.temperature.assign(static_cast<size_t>(num_scales), 1.0);
+    for (int si = 0; si < num_scales && si <= 6; ++si) s.temperature[static_cast<size_t>(si)] = 1.1;
+  } else {
+    s.top_k = 900;
+    s.temperature = {1.0};
+  }
+  return s;
+}
+
+model::SamplingSettings settings_of(const SamplingOptions& s, int num_scales);
+
+// The mode's published settings, with the fields of the model's sampling.json (found beside the
+// model, or the drafter of a pair) over them; checked as a request's settings are, so that a bad
+// file fails at open, naming itself, and not at the first image.
+// `file` gets the file's path, empty when there is none.
+SamplingOptions default_sampling_of(const std::string& model_path, bool code, int num_scales, std::string* file) {
+  SamplingOptions s = published_sampling(code, num_scales);
+  file->clear();
+  if (model_path.rfind("random:", 0) == 0) return s;
+  // The model's path first, so that the front ends report a bad sampling.json as a file error.
+  std::optional<io::SamplingFile> found;
+  try {
+    found = io::find_sampling_file(model_path);
+  } catch (const Error& e) {
+    throw Error(model_path + ": its sampling defaults: " + e.what());
+  }
+  if (!found) return s;
+  const io::SamplingOverrides& o = code ? found->code : found->var;
+  if (o.cfg) s.cfg = *o.cfg;
+  if (o.top_k) s.top_k = *o.top_k;
+  if (o.top_p) s.top_p = *o.top_p;
+  if (o.temperature) s.temperature = *o.temperature;
+  try {
+    settings_of(s, num_scales);
+  } catch (const Error& e) {
+    throw Error(model_path + ": its sampling defaults: " + found->path + ": field " + (code ? "code" : "var") + ": " +
+                e.what());
+  }
+  *file = found->path;
+  return s;
 }
 }  // namespace
 
@@ -125,6 +177,8 @@ Generator Generator::open(const ModelFiles& files, ComputeDType dtype, std::shar
   }
   impl->decoder = std::make_unique<model::CollaborativeDecoder>(*impl->drafter, impl->refiner.get(), files.draft_steps,
                                                                 impl->vae->quantizer());
+  impl->defaults = default_sampling_of(code ? files.drafter : files.model, code, impl->drafter->config().num_scales(),
+                                       &impl->sampling_file);
   // Loading leaves the transient buffers of packing (a random checkpoint's tensors, bf16 or int8
   // conversions) in malloc's free lists, scattered between live weights where they are never
   // returned: hand their pages back, or they stay in the process's resident set for its lifetime.
@@ -147,20 +201,8 @@ int Generator::image_size() const {
 int Generator::total_tokens() const { return impl_->drafter->config().total_tokens(); }
 DType Generator::compute_dtype() const { return impl_->dtype; }
 
-SamplingOptions Generator::default_sampling() const {
-  SamplingOptions s;
-  s.cfg = 1.5;
-  s.top_p = 0.96;
-  if (collaborative()) {
-    s.top_k = 600;
-    s.temperature.assign(static_cast<size_t>(num_scales()), 1.0);
-    for (int si = 0; si < num_scales() && si <= 6; ++si) s.temperature[static_cast<size_t>(si)] = 1.1;
-  } else {
-    s.top_k = 900;
-    s.temperature = {1.0};
-  }
-  return s;
-}
+SamplingOptions Generator::default_sampling() const { return impl_->defaults; }
+const std::string& Generator::sampling_file() const { return impl_->sampling_file; }
 
 double Generator::transformer_flops_per_image() const {
   auto per_token = [](const model::VarConfig& c) {

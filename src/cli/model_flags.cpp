@@ -67,6 +67,8 @@ void add_pipeline_flags(CLI::App* cmd, PipelineFlags& f) {
 }
 
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
+  // The defaults named here are the published ones; a model's sampling.json replaces them
+  // (Generator::default_sampling), and open_pipeline says so.
   cmd->add_option("--cfg", f.cfg, "Classifier-free guidance strength (default 1.5)");
   cmd->add_option("--top-k", f.top_k,
                   "Keep the k largest logits (0 disables, 1 = greedy; default "
@@ -74,7 +76,7 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f) {
   cmd->add_option("--top-p", f.top_p, "Nucleus sampling mass (0 disables; default 0.96)");
   cmd->add_option("--temperature", f.temperature,
                   "T for every scale, or T0,...,T(SN-1) (default 1 VAR; CoDe "
-                  "1.1 then 1.0)");
+                  "1.1 then 1.0; the model's sampling.json, when it has one, sets its own)");
   cmd->add_flag("--smooth", f.smooth, "Gumbel-softmax latents (smoother pictures; not for FID)");
 }
 
@@ -194,7 +196,11 @@ Generator open_pipeline(PipelineFlags& f) {
                           : f.dtype == "int8" ? ComputeDType::int8
                                               : ComputeDType::automatic;
   const Device device = device_from_flags(f.dev);
-  return Generator::open(files, dt, device);
+  Generator gen = Generator::open(files, dt, device);
+  if (!gen.sampling_file().empty() && !f.dev.quiet)
+    std::fprintf(stderr, "sampling defaults: %s (any sampling flag given overrides its field)\n",
+                 gen.sampling_file().c_str());
+  return gen;
 }
 
 SamplingOptions sampling_from_flags(const SamplingFlags& f, const Generator& gen) {

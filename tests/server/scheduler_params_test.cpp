@@ -63,7 +63,7 @@ TEST(ServeParams, GenerationFieldsBecomeWork) {
   EXPECT_EQ(w.sampling.temperature, std::vector<double>{0.7});
   EXPECT_TRUE(w.sampling.smooth);
   EXPECT_EQ(w.draft_steps, 2);
-  // Omitted fields are the pipeline's published settings.
+  // Omitted fields are the pipeline's defaults (the published settings, or the model's sampling.json).
   const WorkSpec d = parse_generation({{"prompt", 1}}, fashion(), ServerOptions{});
   const SamplingOptions def = fashion().generator.default_sampling();
   EXPECT_EQ(d.classes, std::vector<int>{1});

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "io/checkpoint.hpp"
@@ -223,6 +225,34 @@ TEST(ShippedModels, DrafterAloneGeneratesRecognisableClasses) {
   const double acc = class_accuracy(files, 20, 8);
   std::printf("drafter alone: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
+}
+
+// models/sampling.json: both modes of the built-in models open with the settings it gives (the
+// tests above generate with them), and it gives a temperature per scale.
+TEST(ShippedModels, BuiltInModelsOpenWithTheirOwnSampling) {
+  const std::string path = kModels + "sampling.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path << " is not shipped";
+  const nlohmann::json j = nlohmann::json::parse(in);
+  ModelFiles pair;
+  pair.vae = kModels + "fashion_vae.pth";
+  pair.drafter = kModels + "fashion_drafter.pth";
+  pair.refiner = kModels + "fashion_refiner.pth";
+  pair.draft_steps = 3;
+  ModelFiles single;
+  single.vae = pair.vae;
+  single.model = pair.drafter;
+  for (const auto& [files, mode] : {std::pair{pair, "code"}, std::pair{single, "var"}}) {
+    const Generator gen = Generator::open(files);
+    EXPECT_EQ(gen.sampling_file(), path) << mode;
+    const SamplingOptions s = gen.default_sampling();
+    const nlohmann::json& want = j.at(mode);
+    EXPECT_EQ(s.cfg, want.at("cfg").get<double>()) << mode;
+    EXPECT_EQ(s.top_k, want.at("top_k").get<int>()) << mode;
+    EXPECT_EQ(s.top_p, want.at("top_p").get<double>()) << mode;
+    EXPECT_EQ(s.temperature, want.at("temperature").get<std::vector<double>>()) << mode;
+    EXPECT_EQ(static_cast<int>(s.temperature.size()), gen.num_scales()) << mode;
+  }
 }
 
 }  // namespace
