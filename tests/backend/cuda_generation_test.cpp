@@ -13,29 +13,15 @@
 
 #include "kernels/cuda/cuda_test_util.hpp"
 #include "sampling_presets.hpp"
+#include "shipped_models.hpp"
 #include "varcode/generator.hpp"
 #include "varcode/vqvae.hpp"
 
 namespace varcode {
 namespace {
 
-const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models/";
-
-ModelFiles shipped_pair(int n) {
-  ModelFiles f;
-  f.vae = kModels + "fashion_vae.pth";
-  f.drafter = kModels + "fashion_drafter.pth";
-  f.refiner = kModels + "fashion_refiner.pth";
-  f.draft_steps = n;
-  return f;
-}
-
-ModelFiles shipped_drafter() {
-  ModelFiles f;
-  f.vae = kModels + "fashion_vae.pth";
-  f.model = kModels + "fashion_drafter.pth";
-  return f;
-}
+using test::shipped_drafter;
+using test::shipped_pair;
 
 Device first_gpu() {
   const char* idx = std::getenv("VARCODE_TEST_GPU");
@@ -189,8 +175,8 @@ TEST(CudaGeneration, OfficialSizeRandomLogitsMatchTheCpu) {
 
 TEST(CudaGeneration, VqvaeDecodeAndEncodeMatchTheCpu) {
   VARCODE_GPU_OR_SKIP();
-  VqvaeModel cpu = VqvaeModel::open(kModels + "fashion_vae.pth", DType::f32, Device{});
-  VqvaeModel gpu = VqvaeModel::open(kModels + "fashion_vae.pth", DType::f32, first_gpu());
+  VqvaeModel cpu = VqvaeModel::open(test::kShippedModels + "fashion_vae.pth", DType::f32, Device{});
+  VqvaeModel gpu = VqvaeModel::open(test::kShippedModels + "fashion_vae.pth", DType::f32, first_gpu());
   const std::vector<int> pn = cpu.default_schedule();
   int64_t L = 0;
   for (int p : pn) L += int64_t{p} * p;

@@ -7,6 +7,7 @@
 
 #include "backend/backend.hpp"
 #include "kernels/cpu/sampling.hpp"
+#include "shipped_models.hpp"
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
 #include "varcode/io.hpp"
@@ -20,16 +21,6 @@ ModelFiles tiny_pair(int n) {
   f.drafter = test::fixture("tiny/drafter.pth");
   f.refiner = test::fixture("tiny/refiner.pth");
   f.draft_steps = n;
-  return f;
-}
-
-ModelFiles fashion_pair() {
-  const std::string dir = std::string(VARCODE_SOURCE_DIR) + "/models/";
-  ModelFiles f;
-  f.vae = dir + "fashion_vae.pth";
-  f.drafter = dir + "fashion_drafter.pth";
-  f.refiner = dir + "fashion_refiner.pth";
-  f.draft_steps = 3;
   return f;
 }
 
@@ -100,7 +91,7 @@ void expect_mixed_batch_equals_alone(const Generator& gen) {
 class PerImageGenerationDtype : public ::testing::TestWithParam<ComputeDType> {};
 
 TEST_P(PerImageGenerationDtype, MixedBatchEqualsEachImageAloneFashion) {
-  expect_mixed_batch_equals_alone(Generator::open(fashion_pair(), GetParam()));
+  expect_mixed_batch_equals_alone(Generator::open(test::shipped_pair(3), GetParam()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, PerImageGenerationDtype, ::testing::Values(ComputeDType::f32, ComputeDType::bf16));
@@ -112,7 +103,7 @@ TEST(PerImageGeneration, MixedBatchEqualsEachImageAloneTinyBf16) {
 }
 
 TEST(PerImageGeneration, SeedsAndSettingsOfOneValueEqualTheRequestWide) {
-  Generator gen = Generator::open(fashion_pair(), ComputeDType::f32);
+  Generator gen = Generator::open(test::shipped_pair(3), ComputeDType::f32);
   GenerateRequest wide;
   wide.classes = {0, 5, 7};
   wide.seed = 42;
@@ -128,8 +119,8 @@ TEST(PerImageGeneration, SeedsAndSettingsOfOneValueEqualTheRequestWide) {
 }
 
 TEST(PerImageGeneration, DraftStepsOverrideEqualsAPipelineOpenedWithIt) {
-  Generator n3 = Generator::open(fashion_pair(), ComputeDType::f32);
-  ModelFiles f2 = fashion_pair();
+  Generator n3 = Generator::open(test::shipped_pair(3), ComputeDType::f32);
+  ModelFiles f2 = test::shipped_pair(3);
   f2.draft_steps = 2;
   Generator n2 = Generator::open(f2, ComputeDType::f32);
   GenerateRequest req;
@@ -155,7 +146,7 @@ TEST(PerImageGeneration, DraftStepsOverrideEqualsAPipelineOpenedWithIt) {
 }
 
 TEST(PerImageSettings, BadPerImageInputIsAnError) {
-  Generator gen = Generator::open(fashion_pair(), ComputeDType::f32);
+  Generator gen = Generator::open(test::shipped_pair(3), ComputeDType::f32);
   GenerateRequest req;
   req.classes = {1, 2};
   req.seeds = {1};
@@ -170,10 +161,7 @@ TEST(PerImageSettings, BadPerImageInputIsAnError) {
   EXPECT_THROW(gen.generate(req), Error);
   req.draft_steps = -1;
   EXPECT_THROW(gen.generate(req), Error);
-  ModelFiles single;
-  single.vae = fashion_pair().vae;
-  single.model = fashion_pair().drafter;
-  Generator var = Generator::open(single, ComputeDType::f32);
+  Generator var = Generator::open(test::shipped_drafter(), ComputeDType::f32);
   req.draft_steps = 2;
   EXPECT_THROW(var.generate(req), Error);
 }

@@ -9,6 +9,7 @@
 
 #include "server/params.hpp"
 #include "server/scheduler.hpp"
+#include "shipped_models.hpp"
 #include "varcode/io.hpp"
 
 namespace varcode::server {
@@ -19,12 +20,7 @@ using json = nlohmann::json;
 
 const ServedModel& fashion() {
   static const ServedModel m = [] {
-    const std::string dir = std::string(VARCODE_SOURCE_DIR) + "/models/";
-    ModelFiles f;
-    f.vae = dir + "fashion_vae.pth";
-    f.drafter = dir + "fashion_drafter.pth";
-    f.refiner = dir + "fashion_refiner.pth";
-    f.draft_steps = 3;
+    const ModelFiles f = test::shipped_pair(3);
     ServedModel s;
     s.generator = Generator::open(f, ComputeDType::f32);
     s.class_names = load_class_names(f.drafter, s.generator.num_classes());

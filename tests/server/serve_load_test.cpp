@@ -61,12 +61,7 @@ std::string cli_flags_of(const Req& r) {
 // The built-in pair in this process, as `varcode serve` opens it (no model flags, --dtype auto).
 const Generator& local_generator() {
   static const Generator gen = [] {
-    ModelFiles f;
-    f.vae = kModelsDir + "fashion_vae.pth";
-    f.drafter = kModelsDir + "fashion_drafter.pth";
-    f.refiner = kModelsDir + "fashion_refiner.pth";
-    f.draft_steps = 3;
-    return Generator::open(f, ComputeDType::automatic);
+    return Generator::open(test::shipped_pair(3), ComputeDType::automatic);
   }();
   return gen;
 }

@@ -19,11 +19,12 @@
 #include <vector>
 
 #include "cli/cli_util.hpp"
+#include "shipped_models.hpp"
 
 namespace varcode::test {
 
 using json = nlohmann::json;
-const std::string kModelsDir = std::string(VARCODE_SOURCE_DIR) + "/models/";
+inline const std::string& kModelsDir = kShippedModels;
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

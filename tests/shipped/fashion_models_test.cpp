@@ -15,6 +15,7 @@
 
 #include "io/checkpoint.hpp"
 #include "model/weights.hpp"
+#include "shipped_models.hpp"
 #include "test_util.hpp"
 #include "varcode/generator.hpp"
 #include "varcode/runtime.hpp"
@@ -22,7 +23,7 @@
 namespace varcode {
 namespace {
 
-const std::string kModels = std::string(VARCODE_SOURCE_DIR) + "/models/";
+const std::string& kModels = test::kShippedModels;
 constexpr double kProbeTol = 1e-4;           // C++ classifier vs PyTorch on the stored probe images
 constexpr double kMinAccuracy = 0.80;        // issue #8: share of generated images in the class asked for
 // issue #19: the hand-overs N with a fine-tuned pair in models/ (fashion_refiner_N.pth), found
@@ -162,11 +163,7 @@ double class_accuracy(const ModelFiles& files, int per_class, uint64_t seed, Com
 }
 
 TEST(ShippedModels, CoDePairGeneratesRecognisableClasses) {
-  ModelFiles files;
-  files.vae = kModels + "fashion_vae.pth";
-  files.drafter = kModels + "fashion_drafter.pth";
-  files.refiner = kModels + "fashion_refiner.pth";
-  files.draft_steps = 3;
+  const ModelFiles files = test::shipped_pair(3);
   const double acc = class_accuracy(files, 20, 7);
   std::printf("CoDe N=3: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
@@ -198,11 +195,7 @@ TEST(ShippedModels, EachFineTunedPairGeneratesRecognisableClasses) {
 // the same gate (on other CPUs auto is the f32 path above).
 TEST(ShippedModels, CoDePairGeneratesRecognisableClassesInBf16) {
   VARCODE_SKIP_UNLESS_CPU(cpu_has_bf16(), "CPU without AVX512-BF16: --dtype auto is f32 here");
-  ModelFiles files;
-  files.vae = kModels + "fashion_vae.pth";
-  files.drafter = kModels + "fashion_drafter.pth";
-  files.refiner = kModels + "fashion_refiner.pth";
-  files.draft_steps = 3;
+  const ModelFiles files = test::shipped_pair(3);
   const double acc = class_accuracy(files, 20, 7, ComputeDType::bf16);
   std::printf("CoDe N=3, bf16: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
@@ -210,18 +203,14 @@ TEST(ShippedModels, CoDePairGeneratesRecognisableClassesInBf16) {
 
 TEST(ShippedModels, DrafterAloneGeneratesRecognisableClassesInBf16) {
   VARCODE_SKIP_UNLESS_CPU(cpu_has_bf16(), "CPU without AVX512-BF16: --dtype auto is f32 here");
-  ModelFiles files;
-  files.vae = kModels + "fashion_vae.pth";
-  files.model = kModels + "fashion_drafter.pth";
+  const ModelFiles files = test::shipped_drafter();
   const double acc = class_accuracy(files, 20, 8, ComputeDType::bf16);
   std::printf("drafter alone, bf16: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
 }
 
 TEST(ShippedModels, DrafterAloneGeneratesRecognisableClasses) {
-  ModelFiles files;
-  files.vae = kModels + "fashion_vae.pth";
-  files.model = kModels + "fashion_drafter.pth";
+  const ModelFiles files = test::shipped_drafter();
   const double acc = class_accuracy(files, 20, 8);
   std::printf("drafter alone: %.1f%% of 200 generated images in the class asked for\n", 100 * acc);
   EXPECT_GE(acc, kMinAccuracy);
@@ -234,15 +223,7 @@ TEST(ShippedModels, BuiltInModelsOpenWithTheirOwnSampling) {
   std::ifstream in(path);
   ASSERT_TRUE(in) << path << " is not shipped";
   const nlohmann::json j = nlohmann::json::parse(in);
-  ModelFiles pair;
-  pair.vae = kModels + "fashion_vae.pth";
-  pair.drafter = kModels + "fashion_drafter.pth";
-  pair.refiner = kModels + "fashion_refiner.pth";
-  pair.draft_steps = 3;
-  ModelFiles single;
-  single.vae = pair.vae;
-  single.model = pair.drafter;
-  for (const auto& [files, mode] : {std::pair{pair, "code"}, std::pair{single, "var"}}) {
+  for (const auto& [files, mode] : {std::pair{test::shipped_pair(3), "code"}, std::pair{test::shipped_drafter(), "var"}}) {
     const Generator gen = Generator::open(files);
     EXPECT_EQ(gen.sampling_file(), path) << mode;
     const SamplingOptions s = gen.default_sampling();
@@ -262,9 +243,7 @@ namespace varcode {
 namespace {
 
 TEST(ShippedModels, SuggestedBatchFollowsTheMemoryGiven) {
-  ModelFiles files;
-  files.vae = kModels + "fashion_vae.pth";
-  files.model = kModels + "fashion_drafter.pth";
+  const ModelFiles files = test::shipped_drafter();
   const Generator gen = Generator::open(files, ComputeDType::f32);
   const int64_t per_image = gen.memory_per_image();
   // 6 blocks x 130 positions x 256 channels x K,V x f32 x 2 CFG rows = 3.2 MB of KV cache alone
